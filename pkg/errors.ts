@@ -1,0 +1,66 @@
+/**
+ * One error type for the whole library. `cmd/` maps `code` to an exit status
+ * and prints `message` on one line (the stack only with --debug).
+ */
+export type ErrorCode =
+  | 'E_SPEC_YAML' // the file is not valid YAML
+  | 'E_SPEC_INVALID' // schema or semantic check failed
+  | 'E_SPEC_READ' // a spec or files: source could not be read
+  | 'E_IMAGE_REF' // an image reference does not parse
+  | 'E_IMAGE_NOT_FOUND' // no such image / tag / platform
+  | 'E_DIGEST_MISMATCH' // bytes do not hash to the digest that named them
+  | 'E_AUTH' // registry refused our credentials
+  | 'E_REGISTRY' // any other registry protocol failure
+  | 'E_NETWORK' // connection refused / reset / timeout after retries
+  | 'E_OFFLINE' // needed the network with --offline
+  | 'E_CACHE' // the cache is unusable
+  | 'E_LAYER_UNSAFE' // a layer tries to escape (../, absolute link outside)
+  | 'E_LAYER_FORMAT' // a layer is not a tar we can read
+  | 'E_KERNEL' // kernel image lacks what we need
+  | 'E_UNSUPPORTED_FORMAT'
+  | 'E_UNSUPPORTED_ARCH'
+  | 'E_OUTPUT' // writing an output failed
+  | 'E_INTERRUPTED' // SIGINT/SIGTERM
+  | 'E_USAGE' // bad command line
+  | 'E_INTERNAL';
+
+export interface SourcePosition {
+  file: string;
+  line: number; // 1-based
+  col: number; // 1-based
+}
+
+export class DockyardError extends Error {
+  readonly code: ErrorCode;
+  readonly position?: SourcePosition;
+  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; position?: SourcePosition } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'DockyardError';
+    this.code = code;
+    this.position = opts.position;
+  }
+
+  /** `file:line:col: message` when a position is known, else the message. */
+  toLine(): string {
+    const p = this.position;
+    return p ? `${p.file}:${p.line}:${p.col}: ${this.message}` : this.message;
+  }
+}
+
+export function isDockyardError(e: unknown): e is DockyardError {
+  return e instanceof DockyardError;
+}
+
+/** One problem found in a spec; validation returns arrays of these. */
+export interface SpecProblem {
+  file: string;
+  line: number;
+  col: number;
+  /** JSON-pointer-ish path of the offending key, e.g. `onboot/0/capabilities`. */
+  path: string;
+  message: string;
+}
+
+export function formatProblem(p: SpecProblem): string {
+  return `${p.file}:${p.line}:${p.col}: ${p.message}`;
+}

@@ -1,0 +1,45 @@
+/**
+ * The stream every output is written from: entries (path, header, content
+ * source), grouped in segments. Nothing is ever unpacked onto the host:
+ * ownership, setuid bits and device nodes live only in these headers.
+ */
+import type { Readable } from 'node:stream';
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+
+export interface Entry {
+  /** Relative path in the output: no leading `/` or `./`, no trailing `/`. */
+  path: string;
+  type: EntryType;
+  /** Permission bits including setuid/setgid/sticky (0o7777 mask). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Content length for `file`, else 0. */
+  size: number;
+  /** Symlink target as written, or a hard link's target as a full output path. */
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  /** Seconds since the epoch; writers use the build epoch when absent. */
+  mtime?: number;
+  /**
+   * Content of a `file`. A stream must be read to its end before the next
+   * entry of the same segment is requested (it is usually a window into a
+   * layer being decompressed).
+   */
+  body?: Buffer | Readable;
+}
+
+export interface Segment {
+  /** For progress and errors: `kernel`, `init linuxkit/init:…`, `onboot/000-dhcpcd`, `files`. */
+  name: string;
+  /**
+   * sha256 hex over everything that determines the entries (image digest,
+   * placement, options, generated content). Equal keys ⇒ equal entries, so
+   * formats may cache a segment's encoded form under it.
+   */
+  key: string;
+  /** A fresh, deterministic iteration each call. */
+  entries(): AsyncIterable<Entry>;
+}
