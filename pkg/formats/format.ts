@@ -19,7 +19,9 @@ export interface FormatContext {
   name: string;
   /** Directory outputs go to (LinuxKit's --dir), or a single file (`-o`). */
   dir: string;
-  outFile?: string; // set with -o; '-' means stdout
+  outFile?: string; // set with -o; '-' means write to `stdout`
+  /** Where `-o -` writes; supplied by cmd/ (the library never touches the console). */
+  stdout?: NodeJS.WritableStream;
   arch: 'amd64' | 'arm64';
   /** Seconds: mtime of every entry and header (SOURCE_DATE_EPOCH). */
   epoch: number;
