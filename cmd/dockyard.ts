@@ -1,0 +1,216 @@
+#!/usr/bin/env node
+/**
+ * The CLI: flag parsing, progress rendering and error printing only. All work
+ * happens in pkg/.
+ */
+import { Command, Option } from 'commander';
+import { basename, extname, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { isDockyardError, formatProblem, DockyardError } from '../pkg/errors.js';
+import { readSpecInputs, loadSpecs, renderSpecYaml } from '../pkg/spec/index.js';
+import { checkImageEntry } from '../pkg/plan/ociconfig.js';
+import { build, loadOrThrow, defaultEpoch, type Arch } from '../pkg/build/build.js';
+import { Cache } from '../pkg/cache/index.js';
+import { formatNames } from '../pkg/formats/index.js';
+import { createReporter } from './progress.js';
+
+let debug = false;
+
+function hostArch(): Arch {
+  return process.arch === 'arm64' ? 'arm64' : 'amd64';
+}
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.DOCKYARD_CACHE) return env.DOCKYARD_CACHE;
+  const base = env.XDG_CACHE_HOME || resolve(homedir(), '.cache');
+  return resolve(base, 'dockyard');
+}
+
+function epochFromEnv(): number {
+  const s = process.env.SOURCE_DATE_EPOCH;
+  if (s === undefined || s === '') return defaultEpoch;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0) throw new DockyardError('E_USAGE', `SOURCE_DATE_EPOCH must be a non-negative integer, got "${s}"`);
+  return n;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+const collectOne = (v: string, prev: string[] = []) => [...prev, v];
+
+function parseMirrors(list: string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of list) {
+    const i = m.indexOf('=');
+    if (i <= 0) throw new DockyardError('E_USAGE', `--mirror takes REGISTRY=URL, got "${m}"`);
+    out[m.slice(0, i)] = m.slice(i + 1);
+  }
+  return out;
+}
+
+const program = new Command();
+program
+  .name('dockyard')
+  .description('Assemble bootable systems from OCI images — LinuxKit specs, no Docker daemon')
+  .option('--debug', 'print stack traces and debug detail')
+  .showHelpAfterError()
+  .hook('preAction', (cmd) => {
+    debug = Boolean(cmd.opts().debug);
+  });
+
+program
+  .command('build')
+  .description('build a system from one or more spec files (later files extend earlier ones; - reads stdin)')
+  .argument('<file...>', 'spec files')
+  .option('-f, --format <formats>', `output formats, repeatable or comma-separated (${formatNames.join(', ')})`, collect)
+  .option('-o, --o <file>', 'write the single output to FILE (- for stdout); default format becomes tar')
+  .option('--dir <dir>', 'directory for outputs', '.')
+  .option('--name <name>', 'base name of outputs (default: first spec file name)')
+  .addOption(new Option('--arch <arch>', 'target architecture').choices(['amd64', 'arm64']).default(hostArch()))
+  .option('--cache <dir>', 'image cache directory (env DOCKYARD_CACHE)', defaultCacheDir())
+  .option('--pull', 'always pull images, even when cached')
+  .option('--offline', 'never touch the network: every image must be cached')
+  .option('--no-sbom', 'do not write an SBOM')
+  .option('--dry-run', 'print the merged spec and exit')
+  .option('--decompress-kernel', 'decompress the kernel (accepted for LinuxKit compatibility)')
+  .option('--insecure-registry <host>', 'allow plain HTTP for HOST (repeatable)', collectOne)
+  .option('--mirror <registry=url>', 'pull REGISTRY through URL (repeatable)', collectOne)
+  .option('--json', 'print outputs, digests and timings as JSON on stdout')
+  .action(async (files: string[], o) => {
+    const inputs = await readSpecInputs(files, process.stdin);
+    if (o.dryRun) {
+      const { spec } = loadOrThrow(inputs);
+      process.stdout.write(renderSpecYaml(spec));
+      return;
+    }
+    let formats: string[] = o.format ?? [];
+    if (o.o !== undefined) {
+      if (formats.length === 0) formats = ['tar'];
+      if (formats.length > 1) throw new DockyardError('E_USAGE', '-o writes one output: give exactly one --format');
+      if (o.o === '-' && o.json) throw new DockyardError('E_USAGE', '--json and -o - both want stdout');
+    } else if (formats.length === 0) formats = ['kernel+initrd'];
+    const first = files[0] === '-' ? 'moby' : basename(files[0], extname(files[0]));
+    const controller = new AbortController();
+    const onSignal = () => controller.abort(new DockyardError('E_INTERRUPTED', 'interrupted'));
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    const reporter = createReporter({ tty: Boolean(process.stderr.isTTY) && !o.json, stream: process.stderr });
+    try {
+      const result = await reporter.run(() =>
+        build({
+          inputs,
+          formats,
+          name: o.name ?? first,
+          dir: resolve(o.dir),
+          outFile: o.o === undefined ? undefined : o.o === '-' ? '-' : resolve(o.o),
+          stdout: process.stdout,
+          arch: o.arch,
+          cacheDir: resolve(o.cache),
+          pull: o.pull,
+          offline: o.offline,
+          insecureRegistries: o.insecureRegistry,
+          mirrors: parseMirrors(o.mirror),
+          epoch: epochFromEnv(),
+          emit: reporter.emit,
+          signal: controller.signal,
+        }),
+      );
+      if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  });
+
+program
+  .command('validate')
+  .description('check spec files without pulling anything; print every problem as file:line:col')
+  .argument('<file...>', 'spec files')
+  .action(async (files: string[]) => {
+    const inputs = await readSpecInputs(files, process.stdin);
+    const { spec, problems, warnings } = loadSpecs(inputs);
+    const lines = problems.map(formatProblem);
+    if (spec) {
+      for (const entry of [...spec.onboot, ...spec.onshutdown, ...spec.services]) {
+        for (const msg of checkImageEntry(entry)) {
+          const p = entry.pos;
+          lines.push(p ? `${p.file}:${p.line}:${p.col}: ${msg}` : msg);
+        }
+      }
+    }
+    for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+    if (lines.length > 0) {
+      for (const l of lines) process.stderr.write(l + '\n');
+      process.exitCode = 1;
+      return;
+    }
+    process.stdout.write(`${files.join(' ')}: ok\n`);
+  });
+
+const cache = program.command('cache').description('manage the image cache (an OCI image layout)');
+cache.option('--cache <dir>', 'image cache directory (env DOCKYARD_CACHE)', defaultCacheDir());
+const cacheDir = () => resolve(cache.opts().cache);
+
+cache
+  .command('ls')
+  .description('list cached references')
+  .action(async () => {
+    for (const e of await new Cache(cacheDir()).list()) process.stdout.write(`${e.ref}\t${e.digest}\n`);
+  });
+cache
+  .command('rm')
+  .description('remove a reference (and blobs no other reference uses)')
+  .argument('<ref>')
+  .action(async (ref: string) => {
+    await new Cache(cacheDir()).remove(ref);
+  });
+cache
+  .command('clean')
+  .description('remove everything from the cache')
+  .action(async () => {
+    await new Cache(cacheDir()).clean();
+  });
+cache
+  .command('pull')
+  .description('pull a reference into the cache')
+  .argument('<ref>')
+  .addOption(new Option('--arch <arch>', 'platform to pull').choices(['amd64', 'arm64']).default(hostArch()))
+  .option('--insecure-registry <host>', 'allow plain HTTP for HOST (repeatable)', collectOne)
+  .action(async (ref: string, o) => {
+    const h = await new Cache(cacheDir()).pull(ref, { os: 'linux', architecture: o.arch }, { pull: true, insecureRegistries: o.insecureRegistry });
+    process.stdout.write(`${ref}\t${h.digest}\n`);
+  });
+cache
+  .command('import')
+  .description('import an OCI image layout (directory or tar) whose index entries name their refs')
+  .argument('<path>')
+  .action(async (path: string) => {
+    const refs = await new Cache(cacheDir()).import(resolve(path));
+    for (const r of refs) process.stdout.write(`${r}\n`);
+  });
+cache
+  .command('export')
+  .description('export a cached reference as an OCI image layout tar')
+  .argument('<ref>')
+  .requiredOption('-o, --output <file>', 'tar file to write')
+  .action(async (ref: string, o) => {
+    await new Cache(cacheDir()).export(ref, resolve(o.output));
+  });
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (debug) console.error(e);
+    if (isDockyardError(e)) {
+      process.stderr.write(`dockyard: ${e.toLine()}\n`);
+      process.exitCode = e.code === 'E_USAGE' ? 2 : e.code === 'E_INTERRUPTED' ? 130 : 1;
+    } else {
+      const msg = e instanceof Error ? e.message : String(e);
+      process.stderr.write(`dockyard: internal error: ${msg}${debug ? '' : ' (run with --debug for details)'}\n`);
+      process.exitCode = 70;
+    }
+  }
+}
+
+await main();

@@ -1,0 +1,142 @@
+/**
+ * `dockyard build` as a library call: load → resolve → plan → formats.
+ * Emits progress through `emit`; never prints.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DockyardError, formatProblem, type SpecProblem } from '../errors.js';
+import { loadSpecs, parseImageLabel, renderMetadata } from '../spec/index.js';
+import type { Spec } from '../spec/types.js';
+import { Cache, resolveAll } from '../cache/index.js';
+import { plan, type PlannedComponent } from '../plan/plan.js';
+import { getFormat } from '../formats/index.js';
+import type { OutputFile, ProgressEvent } from '../formats/format.js';
+
+export type Arch = 'amd64' | 'arm64';
+
+export interface BuildOptions {
+  inputs: { file: string; text: string }[];
+  formats: string[];
+  /** Base name of outputs; defaults to the first spec file's base name. */
+  name: string;
+  dir: string;
+  outFile?: string;
+  stdout?: NodeJS.WritableStream;
+  arch: Arch;
+  cacheDir: string;
+  pull?: boolean;
+  offline?: boolean;
+  insecureRegistries?: string[];
+  mirrors?: Record<string, string>;
+  /** Seconds since the epoch used for every timestamp (SOURCE_DATE_EPOCH). */
+  epoch: number;
+  emit?: (ev: ProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
+export const defaultEpoch = 0;
+
+export interface BuildResult {
+  outputs: (OutputFile & { format: string })[];
+  components: PlannedComponent[];
+  timings: Record<string, number>;
+  warnings: string[];
+}
+
+export class SpecInvalidError extends DockyardError {
+  readonly problems: SpecProblem[];
+  constructor(problems: SpecProblem[]) {
+    super('E_SPEC_INVALID', problems.map(formatProblem).join('\n'));
+    this.problems = problems;
+  }
+}
+
+/** Every image reference a spec needs, each once, in spec order. */
+export function imageRefs(spec: Spec): string[] {
+  const refs = [
+    ...(spec.kernel ? [spec.kernel.image] : []),
+    ...spec.init,
+    ...spec.volumes.flatMap((v) => (v.image ? [v.image] : [])),
+    ...spec.onboot.map((i) => i.image),
+    ...spec.onshutdown.map((i) => i.image),
+    ...spec.services.map((i) => i.image),
+  ];
+  return [...new Set(refs)];
+}
+
+export function loadOrThrow(inputs: { file: string; text: string }[]): { spec: Spec; warnings: string[] } {
+  const { spec, problems, warnings } = loadSpecs(inputs);
+  if (problems.length > 0 || !spec) throw new SpecInvalidError(problems);
+  return { spec, warnings };
+}
+
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const emit = opts.emit ?? (() => {});
+  const timings: Record<string, number> = {};
+  let t = performance.now();
+  const lap = (k: string) => {
+    const now = performance.now();
+    timings[k] = Math.round(now - t);
+    t = now;
+  };
+
+  const { spec, warnings } = loadOrThrow(opts.inputs);
+  for (const w of warnings) emit({ kind: 'warning', message: w });
+  // Fail on unknown formats before pulling anything.
+  const formats = opts.formats.map((f) => getFormat(f));
+  lap('load');
+
+  const cache = new Cache(opts.cacheDir);
+  const images = await resolveAll(imageRefs(spec), {
+    cache,
+    arch: opts.arch,
+    pull: opts.pull,
+    offline: opts.offline,
+    insecureRegistries: opts.insecureRegistries,
+    mirrors: opts.mirrors,
+    onProgress: emit,
+    signal: opts.signal,
+  });
+  lap('resolve');
+
+  const tmpDir = join(opts.cacheDir, 'tmp');
+  await mkdir(tmpDir, { recursive: true });
+  const p = plan({
+    spec,
+    images,
+    store: cache,
+    parseLabel: parseImageLabel,
+    renderMetadata: (f) => renderMetadata(spec, f),
+    epoch: opts.epoch,
+    tmpDir,
+  });
+  lap('plan');
+
+  await mkdir(opts.dir, { recursive: true });
+  const outputs: BuildResult['outputs'] = [];
+  const segmentCacheDir = join(opts.cacheDir, 'segments');
+  await mkdir(segmentCacheDir, { recursive: true });
+  try {
+    for (const f of formats) {
+      const files = await f.write({
+        name: opts.name,
+        dir: opts.dir,
+        outFile: opts.outFile,
+        stdout: opts.stdout,
+        arch: opts.arch,
+        epoch: opts.epoch,
+        segments: p.segments,
+        segmentCacheDir,
+        emit,
+        signal: opts.signal,
+      });
+      outputs.push(...files.map((o) => ({ ...o, format: f.name })));
+      lap(`format:${f.name}`);
+    }
+  } catch (e) {
+    // No partial outputs: a failed build removes what earlier formats wrote.
+    await Promise.all(outputs.map((o) => rm(o.path, { force: true })));
+    throw e;
+  }
+  return { outputs, components: p.components, timings, warnings };
+}

@@ -1,0 +1,185 @@
+/**
+ * The plan stage: a normalised Spec plus its resolved images become the
+ * ordered list of segments every format writes, laid out as LinuxKit lays
+ * them out (moby/build/build.go: kernel, init, volumes, onboot, onshutdown,
+ * services, files).
+ */
+import { createHash } from 'node:crypto';
+import type { Spec, ImageSpec, ImageConfig, VolumeSpec } from '../spec/types.js';
+import type { BlobStore, ImageHandle } from '../oci/types.js';
+import type { Entry, Segment } from '../rootfs/entry.js';
+import { DockyardError } from '../errors.js';
+import { containerIds, convertConfig, encodeJson } from './ociconfig.js';
+import { imageSegment, kernelSegment, filesSegment, ociVolumeSegment, staticSegment, initApkDbSegment } from '../rootfs/index.js';
+
+export type Section = 'onboot' | 'onshutdown' | 'services';
+
+export interface PlanInput {
+  spec: Spec;
+  /** Resolved images keyed by the reference as written in the spec. */
+  images: Map<string, ImageHandle>;
+  store: BlobStore;
+  /** Parses an image's `org.mobyproject.config` label (schema-checked). */
+  parseLabel(text: string, ref: string): ImageConfig;
+  /** Renders the merged spec for `files:` entries with `metadata:`. */
+  renderMetadata(format: 'yaml' | 'json'): string;
+  epoch: number;
+  /** Scratch space for spooling (inside the cache, never the output dir). */
+  tmpDir: string;
+}
+
+/** What was placed where: for --json, the SBOM and error messages. */
+export interface PlannedComponent {
+  kind: 'kernel' | 'init' | 'volume' | Section | 'files';
+  name: string;
+  ref?: string;
+  digest?: string;
+  path: string;
+}
+
+export interface Plan {
+  segments: Segment[];
+  components: PlannedComponent[];
+}
+
+const LABEL = 'org.mobyproject.config';
+
+function image(input: PlanInput, ref: string): ImageHandle {
+  const h = input.images.get(ref);
+  if (!h) throw new DockyardError('E_INTERNAL', `image ${ref} was not resolved before planning`);
+  return h;
+}
+
+function dir(path: string, mode = 0o755): Entry {
+  return { path, type: 'dir', mode, uid: 0, gid: 0, size: 0 };
+}
+
+function file(path: string, body: Buffer, mode = 0o644): Entry {
+  return { path, type: 'file', mode, uid: 0, gid: 0, size: body.length, body };
+}
+
+/** LinuxKit's tarPrefix: every leading directory of `path`, 0755 root. */
+export function leadingDirs(path: string): Entry[] {
+  const parts = path.split('/').filter(Boolean);
+  return parts.map((_, i) => dir(parts.slice(0, i + 1).join('/')));
+}
+
+function labelOf(input: PlanInput, h: ImageHandle): ImageConfig | undefined {
+  const text = h.config.config?.Labels?.[LABEL];
+  return text === undefined ? undefined : input.parseLabel(text, h.ref);
+}
+
+function volumeSegments(input: PlanInput, vol: VolumeSpec, components: PlannedComponent[]): Segment[] {
+  const base = `containers/volumes/${vol.name}`;
+  const out: Segment[] = [];
+  if (vol.image) {
+    const h = image(input, vol.image);
+    const seg =
+      vol.format === 'oci'
+        ? ociVolumeSegment({ name: `volume ${vol.name}`, image: h, store: input.store, prefix: `${base}/lower`, platforms: vol.platforms })
+        : imageSegment({ name: `volume ${vol.name}`, image: h, store: input.store, prefix: `${base}/lower`, kind: 'volume' });
+    out.push(seg);
+    components.push({ kind: 'volume', name: vol.name, ref: vol.image, digest: h.digest, path: base });
+  } else {
+    components.push({ kind: 'volume', name: vol.name, path: base });
+  }
+  out.push(
+    staticSegment(`volume ${vol.name} dirs`, [
+      ...(vol.image ? [] : leadingDirs(`${base}/lower`)),
+      dir(`${base}/tmp`),
+      dir(`${base}/merged`),
+    ]),
+  );
+  return out;
+}
+
+export function plan(input: PlanInput): Plan {
+  const { spec } = input;
+  const segments: Segment[] = [];
+  const components: PlannedComponent[] = [];
+
+  if (spec.kernel) {
+    const h = image(input, spec.kernel.image);
+    segments.push(kernelSegment({ image: h, store: input.store, kernel: spec.kernel, tmpDir: input.tmpDir }));
+    components.push({ kind: 'kernel', name: 'kernel', ref: spec.kernel.image, digest: h.digest, path: 'boot' });
+  }
+
+  const inits = spec.init.map((ref) => image(input, ref));
+  spec.init.forEach((ref, i) => {
+    segments.push(imageSegment({ name: `init[${i}] ${ref}`, image: inits[i], store: input.store, prefix: '', kind: 'init' }));
+    components.push({ kind: 'init', name: `init[${i}]`, ref, digest: inits[i].digest, path: '/' });
+  });
+  if (inits.length > 1) {
+    const apk = initApkDbSegment({ images: inits, store: input.store });
+    if (apk) segments.push(apk);
+  }
+
+  for (const vol of spec.volumes) segments.push(...volumeSegments(input, vol, components));
+
+  const ids = containerIds(spec);
+  const volumes = new Map(spec.volumes.map((v) => [v.name, { readonly: v.readonly === true }]));
+  // LinuxKit's dupMap: an image reference unpacked once; later bundles point at that root.
+  const unpacked = new Map<string, string>();
+  const sections: [Section, ImageSpec[]][] = [
+    ['onboot', spec.onboot],
+    ['onshutdown', spec.onshutdown],
+    ['services', spec.services],
+  ];
+  for (const [section, list] of sections) {
+    list.forEach((entry, i) => {
+      const h = image(input, entry.image);
+      const bundle = section === 'services' ? `containers/services/${entry.name}` : `containers/${section}/${String(i).padStart(3, '0')}-${entry.name}`;
+      const sharedRoot = unpacked.get(h.canonical);
+      const converted = convertConfig({
+        image: entry,
+        imageConfig: h.config,
+        label: labelOf(input, h),
+        ids,
+        placement: { dir: bundle, sharedWith: sharedRoot },
+        volumes,
+      });
+      const root = `${bundle}/${converted.readonly ? 'rootfs' : 'lower'}`;
+      const generated: Entry[] = [];
+      if (sharedRoot === undefined) {
+        segments.push(imageSegment({ name: `${section}[${i}] ${entry.name}`, image: h, store: input.store, prefix: root, kind: 'container' }));
+        unpacked.set(h.canonical, root);
+      } else {
+        generated.push(...leadingDirs(bundle));
+      }
+      generated.push(file(`${bundle}/config.json`, encodeJson(converted.config)));
+      if (!converted.readonly) generated.push(dir(`${bundle}/tmp`), dir(`${bundle}/rootfs`));
+      else if (sharedRoot !== undefined) generated.push(dir(`${bundle}/rootfs`));
+      generated.push(file(`${bundle}/runtime.json`, encodeJson(converted.runtime)));
+      segments.push(staticSegment(`${section}[${i}] ${entry.name} bundle`, generated));
+      components.push({ kind: section, name: entry.name, ref: entry.image, digest: h.digest, path: bundle });
+    });
+  }
+
+  if (spec.files.length > 0) {
+    segments.push(
+      filesSegment({
+        files: spec.files,
+        resolveId: (v) => resolveId(v, ids),
+        metadata: input.renderMetadata,
+        epoch: input.epoch,
+      }),
+    );
+    components.push({ kind: 'files', name: 'files', path: '/' });
+  }
+  return { segments, components };
+}
+
+function resolveId(v: number | string | undefined, ids: Map<string, number>): number {
+  if (v === undefined) return 0;
+  if (typeof v === 'number') return v;
+  const id = ids.get(v);
+  if (id === undefined) throw new DockyardError('E_SPEC_INVALID', `files: uid/gid "${v}" is not the name of a container`);
+  return id;
+}
+
+/** A digest over the whole plan: equal keys ⇒ equal outputs. */
+export function planKey(p: Plan): string {
+  const h = createHash('sha256');
+  for (const s of p.segments) h.update(s.key + '\n');
+  return h.digest('hex');
+}
