@@ -111,6 +111,7 @@ program
           insecureRegistries: o.insecureRegistry,
           mirrors: parseMirrors(o.mirror),
           epoch: epochFromEnv(),
+          sbom: o.sbom,
           emit: reporter.emit,
           signal: controller.signal,
         }),

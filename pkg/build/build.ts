@@ -10,6 +10,8 @@ import type { Spec } from '../spec/types.js';
 import { Cache, resolveAll } from '../cache/index.js';
 import { plan, type PlannedComponent } from '../plan/plan.js';
 import { getFormat } from '../formats/index.js';
+import { staticSegment } from '../rootfs/index.js';
+import { renderSbom, sbomPath } from '../sbom/sbom.js';
 import type { OutputFile, ProgressEvent } from '../formats/format.js';
 
 export type Arch = 'amd64' | 'arm64';
@@ -30,6 +32,8 @@ export interface BuildOptions {
   mirrors?: Record<string, string>;
   /** Seconds since the epoch used for every timestamp (SOURCE_DATE_EPOCH). */
   epoch: number;
+  /** Write sbom.spdx.json into the root filesystem (LinuxKit's default). */
+  sbom?: boolean;
   emit?: (ev: ProgressEvent) => void;
   signal?: AbortSignal;
 }
@@ -110,6 +114,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     epoch: opts.epoch,
     tmpDir,
   });
+  if (opts.sbom !== false) {
+    const body = renderSbom(p.components, opts.epoch);
+    p.segments.push(staticSegment('sbom', [{ path: sbomPath, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, body }]));
+  }
   lap('plan');
 
   await mkdir(opts.dir, { recursive: true });

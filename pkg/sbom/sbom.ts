@@ -1,0 +1,53 @@
+/**
+ * The SBOM written into the root filesystem as `sbom.spdx.json` (LinuxKit's
+ * default name and place). LinuxKit merges the SPDX attestations of its
+ * images and stamps a random namespace; ours lists every component image by
+ * digest and derives the namespace from the content, so it is reproducible.
+ */
+import { createHash } from 'node:crypto';
+import type { PlannedComponent } from '../plan/plan.js';
+
+export const sbomPath = 'sbom.spdx.json';
+
+function spdxId(s: string): string {
+  return 'SPDXRef-' + s.replace(/[^A-Za-z0-9.-]/g, '-');
+}
+
+function purl(ref: string, digest: string): string {
+  const noTag = ref.replace(/@.*$/, '');
+  const slash = noTag.lastIndexOf('/');
+  const colon = noTag.lastIndexOf(':');
+  const repo = colon > slash ? noTag.slice(0, colon) : noTag;
+  const name = repo.slice(repo.lastIndexOf('/') + 1);
+  return `pkg:oci/${encodeURIComponent(name)}@${encodeURIComponent(digest)}?repository_url=${encodeURIComponent(repo)}`;
+}
+
+export function renderSbom(components: PlannedComponent[], epoch: number): Buffer {
+  const images = components.filter((c) => c.ref && c.digest);
+  const key = createHash('sha256');
+  for (const c of images) key.update(`${c.kind}\0${c.name}\0${c.ref}\0${c.digest}\n`);
+  const packages = images.map((c) => ({
+    SPDXID: spdxId(`${c.kind}-${c.name}`),
+    name: c.ref!,
+    versionInfo: c.digest!,
+    downloadLocation: 'NOASSERTION',
+    filesAnalyzed: false,
+    checksums: [{ algorithm: 'SHA256', checksumValue: c.digest!.replace(/^sha256:/, '') }],
+    externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: purl(c.ref!, c.digest!) }],
+    comment: `${c.kind} placed at /${c.path.replace(/^\//, '')}`,
+  }));
+  const doc = {
+    spdxVersion: 'SPDX-2.3',
+    dataLicense: 'CC0-1.0',
+    SPDXID: 'SPDXRef-DOCUMENT',
+    name: 'sbom',
+    documentNamespace: `https://dockyard.invalid/sbom/${key.digest('hex')}`,
+    creationInfo: {
+      creators: ['Tool: dockyard'],
+      created: new Date(epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    },
+    packages,
+    relationships: packages.map((p) => ({ spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: p.SPDXID })),
+  };
+  return Buffer.from(JSON.stringify(doc, null, 2) + '\n');
+}
