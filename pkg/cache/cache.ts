@@ -152,19 +152,22 @@ export class Cache implements BlobStore {
     }
     await mkdir(this.tmpDir, { recursive: true });
     const tmp = this.tmpName('blob');
-    const fh = await open(tmp, 'wx');
     try {
-      const out = fh.createWriteStream({ autoClose: false });
       const verify = new VerifyDigest(desc.digest, desc.size, `blob ${desc.digest}`);
       if (onBytes) verify.on('data', (c: Buffer) => onBytes(c.length));
-      await pipeline(src, verify, out);
-      await fh.sync();
+      await pipeline(src, verify, createWriteStream(tmp, { flags: 'wx' }));
+      // fsync is per inode: a fresh descriptor flushes what the stream wrote.
+      const fh = await open(tmp, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
     } catch (e) {
-      await fh.close().catch(() => {});
+      src.destroy();
       await unlink(tmp).catch(() => {});
       throw e;
     }
-    await fh.close();
     await rename(tmp, this.pathOf(desc.digest));
   }
 

@@ -59,7 +59,7 @@ export function choosePlatform(index: Index, platform: Platform, what: string): 
   const cands = index.manifests.filter(
     (m) => isManifestType(m.mediaType) && m.platform && m.platform.os === want.os && m.platform.architecture === want.architecture && variantOk(want, m.platform),
   );
-  const exact = cands.find((m) => (m.platform?.variant ?? (want.architecture === 'arm64' ? 'v8' : undefined)) === want.variant);
+  const exact = cands.find((m) => m.platform?.variant === want.variant);
   const chosen = exact ?? cands[0];
   if (!chosen) {
     const have = index.manifests
