@@ -168,9 +168,11 @@ export class RegistryClient implements ManifestSource {
       const authz = await this.authorize(r.domain, scope, ch);
       this.auth.set(key, authz);
       res = await send(authz);
-      if (res.status === 401 || (res.status === 403 && ch)) {
+      if (res.status === 401 || res.status === 403) {
         await res.body?.cancel();
-        throw new DockyardError('E_AUTH', `registry ${r.domain} refused our credentials for ${r.path}`);
+        // Docker Hub answers 401 for a repository that does not exist, too.
+        const who = (await this.credentialsFor(r.domain)) ? 'our credentials' : `anonymous access (does ${r.path} exist? else docker login ${r.domain})`;
+        throw new DockyardError('E_AUTH', `registry ${r.domain} refused ${who} for ${r.path}`);
       }
     }
     if (res.status === 403) {
