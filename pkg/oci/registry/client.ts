@@ -95,8 +95,8 @@ export class RegistryClient implements ManifestSource {
         }
         return res;
       } catch (e) {
+        if ((e as Error)?.name === 'AbortError' || this.opts.signal?.aborted) throw new DockyardError('E_INTERRUPTED', 'interrupted', { cause: e });
         if (!isNetworkError(e)) throw e;
-        if ((e as Error)?.name === 'AbortError') throw new DockyardError('E_INTERRUPTED', 'interrupted', { cause: e });
         last = e;
       }
     }

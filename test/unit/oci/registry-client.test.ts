@@ -93,4 +93,11 @@ describe('RegistryClient', () => {
     const c = new RegistryClient({ backoffMs: 5, attempts: 2, credentials: async () => undefined });
     await expect(c.getManifest('127.0.0.1:1/x/y:1')).rejects.toMatchObject({ code: 'E_NETWORK', message: expect.stringContaining('127.0.0.1:1') });
   });
+
+  it('an aborted signal is E_INTERRUPTED, not a retried network error', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const c = new RegistryClient({ signal: ac.signal, credentials: async () => undefined });
+    await expect(c.getManifest(`${host}/fixtures/init:1`)).rejects.toMatchObject({ code: 'E_INTERRUPTED' });
+  });
 });
