@@ -106,4 +106,18 @@ describe('archives', () => {
       await a.close();
     }
   });
+
+  it('an archive entry escaping the extraction dir is refused (E_LAYER_UNSAFE)', async () => {
+    const tarStream = (await import('tar-stream')).default;
+    const pack = tarStream.pack();
+    pack.entry({ name: 'oci-layout' }, '{"imageLayoutVersion":"1.0.0"}');
+    pack.entry({ name: '../escape' }, 'x');
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of pack) chunks.push(c as Buffer);
+    const f = join(work, 'evil.tar');
+    await writeFile(f, Buffer.concat(chunks));
+    await expect(OciLayout.open(f, work)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
+    await expect(readFile(join(work, '..', 'escape'))).rejects.toThrow();
+  });
 });
