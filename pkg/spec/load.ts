@@ -1,0 +1,389 @@
+/**
+ * load: YAML text → schema check → merge (LinuxKit's moby.AppendConfig) →
+ * semantic checks knowable without pulling → normalised Spec. Problems are
+ * returned as values with file:line:col; nothing here throws for bad input.
+ */
+import { readFile } from 'node:fs/promises';
+import { accessSync, constants } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
+import { DockyardError, type SourcePosition, type SpecProblem } from '../errors.js';
+import type { FileSpec, ImageSpec, KernelSpec, Spec, VolumeSpec } from './types.js';
+import { describeErrors, displayPath, validateSpec, type PathSeg } from './schema.js';
+
+export interface SpecInput {
+  file: string;
+  text: string;
+}
+
+export const STDIN_NAME = '<stdin>';
+
+async function readStream(s: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Reads each spec file; `-` reads `stdin` (once) and is named `<stdin>`. */
+export async function readSpecInputs(paths: string[], stdin?: NodeJS.ReadableStream): Promise<SpecInput[]> {
+  const out: SpecInput[] = [];
+  for (const p of paths) {
+    if (p === '-') {
+      if (!stdin) throw new DockyardError('E_SPEC_READ', 'cannot read spec from stdin: no input stream');
+      out.push({ file: STDIN_NAME, text: await readStream(stdin) });
+      continue;
+    }
+    try {
+      out.push({ file: p, text: await readFile(p, 'utf8') });
+    } catch (e) {
+      const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : ((e as Error).message ?? String(e));
+      throw new DockyardError('E_SPEC_READ', `cannot read spec ${p}: ${why}`, { cause: e });
+    }
+  }
+  return out;
+}
+
+export interface LoadOptions {
+  /** Check that `files:` sources exist (relative to the declaring file). Default true. */
+  checkSources?: boolean;
+}
+
+export interface LoadResult {
+  spec?: Spec;
+  problems: SpecProblem[];
+  warnings: string[];
+}
+
+/** One parsed file: its plain data plus a way back to positions. */
+interface Parsed {
+  file: string;
+  baseDir: string;
+  data: Record<string, unknown>;
+  doc: Document;
+  lines: LineCounter;
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Position of the node at `path`; with `key`, of that key inside the map at `path`. */
+function positionOf(p: Parsed, path: PathSeg[], key?: string): { line: number; col: number } {
+  let node: unknown = p.doc.contents;
+  let keyNode: unknown;
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && String(it.key.value) === String(seg));
+      if (!pair) break;
+      keyNode = pair.key;
+      node = pair.value;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      keyNode = undefined;
+      node = node.items[seg];
+    } else break;
+  }
+  if (key !== undefined && isMap(node)) {
+    const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && String(it.key.value) === key);
+    if (pair && isScalar(pair.key) && pair.key.range) return p.lines.linePos(pair.key.range[0]);
+  }
+  // A value error points at its key (`readonly: "yes"` → `readonly`), a list item at the item.
+  const target = (keyNode ?? node) as YamlNode | undefined;
+  const offset = target && 'range' in target && target.range ? target.range[0] : 0;
+  return p.lines.linePos(offset);
+}
+
+function problem(p: Parsed, path: PathSeg[], message: string, key?: string): SpecProblem {
+  const { line, col } = positionOf(p, path, key);
+  return { file: p.file, line, col, path: path.join('/'), message };
+}
+
+function pos(p: Parsed, path: PathSeg[]): SourcePosition {
+  const { line, col } = positionOf(p, path);
+  return { file: p.file, line, col };
+}
+
+function baseDirOf(file: string): string {
+  return file === STDIN_NAME ? process.cwd() : dirname(resolve(file));
+}
+
+/** The flow collection (`[`/`{`) still open where a flow error was reported: the line to fix. */
+function unclosedFlow(doc: Document, at: number): { start: number; char: string } | undefined {
+  let best: { start: number; char: string } | undefined;
+  visit(doc, {
+    Seq(_, n) {
+      if (n.flow && n.range && n.range[0] < at && n.range[1] >= at && (!best || n.range[0] > best.start)) best = { start: n.range[0], char: '[' };
+    },
+    Map(_, n) {
+      if (n.flow && n.range && n.range[0] < at && n.range[1] >= at && (!best || n.range[0] > best.start)) best = { start: n.range[0], char: '{' };
+    },
+  });
+  return best;
+}
+
+function parseOne(input: SpecInput, problems: SpecProblem[]): Parsed | undefined {
+  const lines = new LineCounter();
+  const doc = parseDocument(input.text, { lineCounter: lines, merge: true, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    // The first error is the cause; the ones after it are usually its echoes.
+    const err = doc.errors[0];
+    let offset = err.pos[0];
+    let message = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    const open = /^Flow (sequence|map)/.test(message) ? unclosedFlow(doc, offset) : undefined;
+    if (open) {
+      offset = open.start;
+      message = `${open.char} opened here is never closed (${message})`;
+    }
+    const lp = lines.linePos(offset);
+    problems.push({ file: input.file, line: lp.line, col: lp.col, path: '', message: `invalid YAML: ${message}` });
+    return undefined;
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 1000 });
+  } catch (e) {
+    problems.push({ file: input.file, line: 1, col: 1, path: '', message: `invalid YAML: ${(e as Error).message}` });
+    return undefined;
+  }
+  const parsed: Parsed = { file: input.file, baseDir: baseDirOf(input.file), data: {}, doc, lines };
+  if (data === null || data === undefined) return parsed; // an empty file is an empty spec
+  const errors = validateSpec(data);
+  if (errors.length > 0) {
+    for (const issue of describeErrors(errors, data)) problems.push(problem(parsed, issue.path, issue.message, issue.key));
+    return undefined;
+  }
+  parsed.data = data as Obj;
+  return parsed;
+}
+
+const SECTIONS = ['onboot', 'onshutdown', 'services'] as const;
+
+/** Volume names become directories: LinuxKit's nameRE. */
+export const VOLUME_NAME = /^[a-z0-9_-]*$/;
+
+/** Where each merged list item came from, so later checks can point at it. */
+interface Origin {
+  p: Parsed;
+  path: PathSeg[];
+}
+
+interface Merged {
+  raw: Obj;
+  kernelOrigin?: Origin;
+  items: Record<'init' | 'onboot' | 'onshutdown' | 'services' | 'files' | 'volumes', { value: unknown; at: Origin }[]>;
+}
+
+/** LinuxKit's AppendConfig: kernel fields set later win (strings only when non-empty), lists append. */
+function merge(files: Parsed[]): Merged {
+  const items: Merged['items'] = { init: [], onboot: [], onshutdown: [], services: [], files: [], volumes: [] };
+  let kernel: Obj | undefined;
+  let kernelOrigin: Origin | undefined;
+  const present = new Set<string>();
+  for (const p of files) {
+    const d = p.data;
+    for (const k of Object.keys(d)) present.add(k);
+    if (isObj(d.kernel)) {
+      kernel ??= {};
+      for (const f of ['image', 'cmdline', 'binary'] as const) {
+        const v = d.kernel[f];
+        if (typeof v === 'string' && v !== '') kernel[f] = v;
+      }
+      for (const f of ['tar', 'ucode'] as const) if (typeof d.kernel[f] === 'string') kernel[f] = d.kernel[f];
+      if (typeof d.kernel.image === 'string' && d.kernel.image !== '') kernelOrigin = { p, path: ['kernel'] };
+      kernelOrigin ??= { p, path: ['kernel'] };
+    }
+    for (const k of Object.keys(items) as (keyof Merged['items'])[]) {
+      const list = d[k];
+      if (Array.isArray(list)) list.forEach((value, i) => items[k].push({ value, at: { p, path: [k, i] } }));
+    }
+  }
+  const raw: Obj = {};
+  if (kernel) raw.kernel = orderKeys(kernel, ['image', 'cmdline', 'binary', 'tar', 'ucode']);
+  for (const k of Object.keys(items) as (keyof Merged['items'])[]) {
+    if (present.has(k)) raw[k] = items[k].map((i) => i.value);
+  }
+  return { raw, kernelOrigin, items };
+}
+
+function orderKeys(o: Obj, order: string[]): Obj {
+  const out: Obj = {};
+  for (const k of order) if (k in o) out[k] = o[k];
+  for (const k of Object.keys(o)) if (!(k in out)) out[k] = o[k];
+  return out;
+}
+
+function isVolumeRef(source: string): boolean {
+  return !source.startsWith('/');
+}
+
+/** LinuxKit (build/volume.go): the first of `ro`/`rw` in the options decides; neither means read-write. */
+function readOnlyOptions(options: string[]): boolean {
+  for (const o of options) {
+    if (o === 'rw') return false;
+    if (o === 'ro') return true;
+  }
+  return false;
+}
+
+function expandHome(p: string): string {
+  return p.length > 2 && p.startsWith('~/') ? homedir() + p.slice(1) : p;
+}
+
+/** Merges and checks several parsed specs (later files extend earlier ones). */
+export function loadSpecs(inputs: SpecInput[], opts: LoadOptions = {}): LoadResult {
+  const problems: SpecProblem[] = [];
+  const warnings: string[] = [];
+  try {
+    return loadChecked(inputs, opts, problems, warnings);
+  } catch (e) {
+    // A bug here must still come back as a value, never as a crash of `validate`.
+    problems.push({ file: inputs[0]?.file ?? STDIN_NAME, line: 1, col: 1, path: '', message: `internal error while loading the spec: ${(e as Error).message}` });
+    return { problems, warnings };
+  }
+}
+
+function loadChecked(inputs: SpecInput[], opts: LoadOptions, problems: SpecProblem[], warnings: string[]): LoadResult {
+  if (inputs.length === 0) {
+    problems.push({ file: STDIN_NAME, line: 1, col: 1, path: '', message: 'no spec given' });
+    return { problems, warnings };
+  }
+  const parsed: Parsed[] = [];
+  for (const input of inputs) {
+    const p = parseOne(input, problems);
+    if (p) parsed.push(p);
+    if (p && p.data.trust !== undefined) warnings.push(`${p.file}: trust is ignored (image signing is not supported)`);
+  }
+  if (problems.length > 0) return { problems, warnings };
+
+  const m = merge(parsed);
+  const check = (at: Origin, message: string, extra: PathSeg[] = [], key?: string) => problems.push(problem(at.p, [...at.path, ...extra], message, key));
+
+  // Container names: services run side by side, so their names must be unique
+  // (LinuxKit's uniqueServices); every name is also a uid/gid a later entry may use.
+  const idNames = new Set<string>();
+  for (const s of SECTIONS) for (const it of m.items[s]) idNames.add(String((it.value as Obj).name));
+  const serviceNames = new Map<string, Origin>();
+  for (const it of m.items.services) {
+    const name = String((it.value as Obj).name);
+    const first = serviceNames.get(name);
+    if (first) check(it.at, `duplicate service name "${name}" (first at ${first.p.file}:${positionOf(first.p, first.path).line})`, ['name']);
+    else serviceNames.set(name, it.at);
+  }
+  for (const s of SECTIONS) {
+    for (const it of m.items[s]) {
+      const v = it.value as Obj;
+      if (v.name === '') check(it.at, `${displayPath(it.at.path)}: name must not be empty`, ['name']);
+      if (v.image === '') check(it.at, `${displayPath(it.at.path)} (${String(v.name)}): image must not be empty`, ['image']);
+    }
+  }
+
+  // Volumes (LinuxKit's uniqueVolumes).
+  const volumes = new Map<string, { readonly: boolean }>();
+  for (const it of m.items.volumes) {
+    const v = it.value as Obj;
+    const name = typeof v.name === 'string' ? v.name : '';
+    if (name === '') check(it.at, `${displayPath(it.at.path)}: volume name is required`);
+    else if (!VOLUME_NAME.test(name)) check(it.at, `invalid volume name "${name}": use only a-z, 0-9, _ and -`, ['name']);
+    else if (volumes.has(name)) check(it.at, `duplicate volume name "${name}"`, ['name']);
+    else volumes.set(name, { readonly: v.readonly === true });
+  }
+
+  const idCheck = (at: Origin, field: PathSeg[], value: unknown, what: string) => {
+    if (typeof value !== 'string' || value === '' || value === 'root' || idNames.has(value)) return;
+    const hint = /^\d+$/.test(value) ? ' (write a numeric id without quotes)' : '';
+    check(at, `${what} "${value}" is neither a number nor the name of a container${hint}`, field);
+  };
+
+  for (const s of SECTIONS) {
+    for (const it of m.items[s]) {
+      const v = it.value as Obj;
+      const who = `${displayPath(it.at.path)} (${String(v.name)})`;
+      idCheck(it.at, ['uid'], v.uid, `${who}: uid`);
+      idCheck(it.at, ['gid'], v.gid, `${who}: gid`);
+      if (Array.isArray(v.additionalGids)) v.additionalGids.forEach((g, i) => idCheck(it.at, ['additionalGids', i], g, `${who}: additionalGids`));
+      // Binds whose source is not a path name a volume (LinuxKit build/volume.go).
+      for (const field of ['binds', 'binds.add'] as const) {
+        const list = v[field];
+        if (!Array.isArray(list)) continue;
+        list.forEach((b: string, i) => {
+          const parts = b.split(':');
+          if (parts.length < 2 || !isVolumeRef(parts[0])) return; // bind syntax is checked with the image config
+          const vol = volumes.get(parts[0]);
+          if (!vol) check(it.at, `${who}: ${field} "${b}" names volume "${parts[0]}", which is not declared under volumes`, [field, i]);
+          else if (vol.readonly && !readOnlyOptions((parts[2] ?? '').split(','))) check(it.at, `${who}: volume "${parts[0]}" is read-only; bind it with ":ro" ("${parts[0]}:${parts[1]}:ro")`, [field, i]);
+        });
+      }
+      if (Array.isArray(v.mounts)) {
+        v.mounts.forEach((mt: Obj, i) => {
+          if (mt.type !== 'bind' || typeof mt.source !== 'string' || !isVolumeRef(mt.source)) return;
+          const vol = volumes.get(mt.source);
+          const opts = Array.isArray(mt.options) ? (mt.options as string[]) : [];
+          if (!vol) check(it.at, `${who}: mount source "${mt.source}" names a volume that is not declared under volumes`, ['mounts', i, 'source']);
+          else if (vol.readonly && !readOnlyOptions(opts)) check(it.at, `${who}: volume "${mt.source}" is read-only; add "ro" to the mount's options`, ['mounts', i]);
+        });
+      }
+    }
+  }
+
+  // files: what LinuxKit's filesystem() rejects at build time, found before pulling.
+  for (const it of m.items.files) {
+    const f = it.value as Obj;
+    const path = typeof f.path === 'string' ? f.path : '';
+    const label = `files entry "${path}"`;
+    if (path === '') {
+      check(it.at, `${displayPath(it.at.path)}: path is required`);
+      continue;
+    }
+    const hasContents = typeof f.contents === 'string';
+    const hasSource = typeof f.source === 'string' && f.source !== '';
+    const hasMetadata = typeof f.metadata === 'string' && f.metadata !== '';
+    const isDir = f.directory === true;
+    const isLink = typeof f.symlink === 'string' && f.symlink !== '';
+    if (f.mode !== undefined && !/^[0-7]{1,7}$/.test(String(f.mode))) check(it.at, `${label}: mode "${String(f.mode)}" is not an octal number`, ['mode']);
+    if (isDir && hasContents) check(it.at, `${label}: a directory cannot have contents`, ['contents']);
+    if (isDir || isLink || hasContents) {
+      const kind = hasContents ? 'contents' : isDir ? 'directory: true' : 'symlink';
+      if (hasSource) check(it.at, `${label}: has both ${kind} and source; give only one`, ['source']);
+      if (hasMetadata) check(it.at, `${label}: has both ${kind} and metadata; give only one`, ['metadata']);
+    } else if (hasSource && hasMetadata) {
+      check(it.at, `${label}: has both source and metadata; give only one`, ['metadata']);
+    } else if (!hasSource && !hasMetadata) {
+      check(it.at, `${label}: no contents: give contents, source, metadata, directory or symlink`);
+    } else if (hasSource && f.optional !== true && opts.checkSources !== false) {
+      const src = expandHome(f.source as string);
+      const abs = isAbsolute(src) ? src : resolve(it.at.p.baseDir, src);
+      try {
+        accessSync(abs, constants.R_OK);
+      } catch {
+        check(it.at, `${label}: source ${f.source as string} cannot be read (${abs})`, ['source']);
+      }
+    }
+    idCheck(it.at, ['uid'], f.uid, `${label}: uid`);
+    idCheck(it.at, ['gid'], f.gid, `${label}: gid`);
+  }
+
+  if (problems.length > 0) return { problems, warnings };
+
+  const toImage = (it: { value: unknown; at: Origin }): ImageSpec => ({ ...(it.value as ImageSpec), pos: pos(it.at.p, it.at.path) });
+  let kernel: KernelSpec | undefined;
+  const k = m.raw.kernel as Obj | undefined;
+  if (k && typeof k.image === 'string' && k.image !== '') {
+    kernel = { ...(k as unknown as KernelSpec), pos: m.kernelOrigin ? pos(m.kernelOrigin.p, m.kernelOrigin.path) : undefined };
+  } else if (k) {
+    warnings.push('kernel has no image: the kernel section is ignored');
+  }
+  const spec: Spec = {
+    kernel,
+    init: m.items.init.map((i) => String(i.value)),
+    onboot: m.items.onboot.map(toImage),
+    onshutdown: m.items.onshutdown.map(toImage),
+    services: m.items.services.map(toImage),
+    files: m.items.files.map((it) => ({ ...(it.value as Omit<FileSpec, 'baseDir'>), baseDir: it.at.p.baseDir, pos: pos(it.at.p, it.at.path) })),
+    volumes: m.items.volumes.map((it) => ({ ...(it.value as VolumeSpec), pos: pos(it.at.p, it.at.path) })),
+    raw: m.raw,
+    sources: inputs.map((i) => i.file),
+  };
+  return { spec, problems, warnings };
+}

@@ -1,0 +1,183 @@
+/**
+ * The JSON Schema in schemas/spec.schema.json is the single source of
+ * validation: the spec and `org.mobyproject.config` labels are checked against
+ * it, compiled once per process.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+
+/** The schema ships next to `pkg/` (source) or next to `dist/` (published package). */
+export function schemaPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const p = join(dir, 'schemas', 'spec.schema.json');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  throw new Error('schemas/spec.schema.json not found next to the dockyard package');
+}
+
+interface Validators {
+  spec: ValidateFunction;
+  imageConfig: ValidateFunction;
+}
+
+let compiled: Validators | undefined;
+
+function validators(): Validators {
+  if (!compiled) {
+    const schema = JSON.parse(readFileSync(schemaPath(), 'utf8')) as { $id: string };
+    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    ajv.addSchema(schema);
+    const spec = ajv.getSchema(schema.$id);
+    const imageConfig = ajv.getSchema(`${schema.$id}#/$defs/imageConfig`);
+    if (!spec || !imageConfig) throw new Error('spec schema did not compile');
+    compiled = { spec, imageConfig };
+  }
+  return compiled;
+}
+
+export function validateSpec(data: unknown): ErrorObject[] {
+  const v = validators().spec;
+  return v(data) ? [] : [...(v.errors ?? [])];
+}
+
+export function validateImageConfig(data: unknown): ErrorObject[] {
+  const v = validators().imageConfig;
+  return v(data) ? [] : [...(v.errors ?? [])];
+}
+
+export type PathSeg = string | number;
+
+/** `/onboot/0/readonly` → ['onboot', 0, 'readonly'] (JSON pointer, RFC 6901 escapes). */
+export function pointerToPath(ptr: string, data: unknown): PathSeg[] {
+  if (ptr === '') return [];
+  const out: PathSeg[] = [];
+  let cur: unknown = data;
+  for (const raw of ptr.slice(1).split('/')) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(cur)) {
+      const n = Number(seg);
+      out.push(n);
+      cur = cur[n];
+    } else {
+      out.push(seg);
+      cur = cur && typeof cur === 'object' ? (cur as Record<string, unknown>)[seg] : undefined;
+    }
+  }
+  return out;
+}
+
+/** `['onboot', 0, 'readonly']` → `onboot[0].readonly`. */
+export function displayPath(path: PathSeg[]): string {
+  let s = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') s += `[${seg}]`;
+    else s += s === '' ? seg : /^[A-Za-z_][\w.-]*$/.test(seg) ? `.${seg}` : `[${JSON.stringify(seg)}]`;
+  }
+  return s;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  switch (typeof v) {
+    case 'string':
+      return 'a string';
+    case 'boolean':
+      return 'a boolean';
+    case 'number':
+      return Number.isInteger(v) ? 'an integer' : 'a number';
+    case 'object':
+      return 'a map';
+    default:
+      return typeof v;
+  }
+}
+
+function wanted(t: string): string {
+  switch (t) {
+    case 'array':
+      return 'a list';
+    case 'object':
+      return 'a map';
+    case 'integer':
+      return 'an integer';
+    default:
+      return `a ${t}`;
+  }
+}
+
+function at(data: unknown, path: PathSeg[]): unknown {
+  let cur = data;
+  for (const seg of path) cur = cur && typeof cur === 'object' ? (cur as Record<string | number, unknown>)[seg] : undefined;
+  return cur;
+}
+
+/** A container entry is named in messages: `onboot[0] (dhcpcd)`. */
+function describe(data: unknown, path: PathSeg[]): string {
+  const where = displayPath(path);
+  const v = at(data, path);
+  const name = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>).name : undefined;
+  return typeof name === 'string' && name !== '' ? `${where} (${name})` : where;
+}
+
+export interface SchemaIssue {
+  path: PathSeg[];
+  /** The message points at this key of the object at `path` (unknown keys). */
+  key?: string;
+  message: string;
+}
+
+/**
+ * ajv errors → one issue each, worded for a user. The branch errors of an
+ * `anyOf` are dropped in favour of the `anyOf` error itself.
+ */
+export function describeErrors(errors: ErrorObject[], data: unknown, root = 'spec'): SchemaIssue[] {
+  const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  const out: SchemaIssue[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    if (e.keyword !== 'anyOf' && anyOfPaths.has(e.instancePath) && e.schemaPath.includes('/anyOf/')) continue;
+    const path = pointerToPath(e.instancePath, data);
+    const where = path.length === 0 ? root : displayPath(path);
+    const value = at(data, path);
+    let issue: SchemaIssue;
+    switch (e.keyword) {
+      case 'additionalProperties':
+      case 'unevaluatedProperties': {
+        const key = String((e.params as { additionalProperty?: string; unevaluatedProperty?: string }).additionalProperty ?? (e.params as { unevaluatedProperty?: string }).unevaluatedProperty);
+        const message = path.length === 0 ? (root === 'spec' ? `unknown top-level key "${key}"` : `unknown key "${key}"`) : `unknown key "${key}" in ${describe(data, path)}`;
+        issue = { path, key, message };
+        break;
+      }
+      case 'required': {
+        const key = String((e.params as { missingProperty: string }).missingProperty);
+        issue = { path, message: `${path.length === 0 ? root : describe(data, path)}: missing required key "${key}"` };
+        break;
+      }
+      case 'type': {
+        const t = String((e.params as { type: string | string[] }).type);
+        issue = { path, message: `${where}: must be ${t.split(',').map(wanted).join(' or ')}, not ${typeName(value)}` };
+        break;
+      }
+      case 'anyOf':
+        issue = { path, message: `${where}: must be a string or an integer, not ${typeName(value)}` };
+        break;
+      case 'enum': {
+        const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ');
+        issue = { path, message: `${where}: must be one of ${allowed}, not ${JSON.stringify(value)}` };
+        break;
+      }
+      default:
+        issue = { path, message: `${where}: ${e.message ?? 'is invalid'}` };
+    }
+    const k = `${issue.message}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push(issue);
+  }
+  return out;
+}
