@@ -3,8 +3,6 @@
  * source), grouped in segments. Nothing is ever unpacked onto the host:
  * ownership, setuid bits and device nodes live only in these headers.
  */
-import type { Readable } from 'node:stream';
-
 export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
 
 export interface Entry {
@@ -24,11 +22,11 @@ export interface Entry {
   /** Seconds since the epoch; writers use the build epoch when absent. */
   mtime?: number;
   /**
-   * Content of a `file`. A stream must be read to its end before the next
-   * entry of the same segment is requested (it is usually a window into a
-   * layer being decompressed).
+   * Content of a `file`: bytes, or chunks to be iterated once. Chunks must be
+   * consumed (or abandoned) before the next entry of the same segment is
+   * requested: they are usually a window into a layer being decompressed.
    */
-  body?: Buffer | Readable;
+  body?: Buffer | AsyncIterable<Buffer>;
 }
 
 export interface Segment {

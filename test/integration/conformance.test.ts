@@ -25,7 +25,8 @@ const mentions: Record<string, RegExp> = {
   '64-invalid-duplicate-service': /duplicate.*web|web.*duplicate/i,
   '65-invalid-bad-volume-name': /Bad\.Name/,
   '66-invalid-files-contents-and-source': /etc\/both/,
-  '68-invalid-yaml-syntax': /spec\.yml:3\b/,
+  // The unclosed [ is on line 4 (Go's yaml counts from 0 and says "line 3").
+  '68-invalid-yaml-syntax': /spec\.yml:4:\d+: .*\[/,
   '69-invalid-missing-name': /name/,
   '70-invalid-unknown-capability': /CAP_NOT_A_THING/,
   '72-invalid-uid-unknown-name': /nobody-here/,

@@ -1,0 +1,21 @@
+/** The output formats, by the name users pass to `-f`. */
+import { DockyardError } from '../errors.js';
+import type { Format } from './format.js';
+import { tarFormat } from './tar/tar.js';
+import { kernelInitrdFormat, tarKernelInitrdFormat } from './initrd/initrd.js';
+
+const formats = new Map<string, Format>([
+  [tarFormat.name, tarFormat],
+  [kernelInitrdFormat.name, kernelInitrdFormat],
+  [tarKernelInitrdFormat.name, tarKernelInitrdFormat],
+]);
+
+export const formatNames: string[] = [...formats.keys()];
+
+export function getFormat(name: string): Format {
+  const f = formats.get(name);
+  if (!f) throw new DockyardError('E_UNSUPPORTED_FORMAT', `unknown output format "${name}" (known: ${formatNames.join(', ')})`);
+  return f;
+}
+
+export type { Format, FormatContext, OutputFile, ProgressEvent } from './format.js';

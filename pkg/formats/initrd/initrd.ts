@@ -1,0 +1,175 @@
+/**
+ * `kernel+initrd` (NAME-kernel, NAME-initrd.img, NAME-cmdline) and
+ * `tar-kernel-initrd` (NAME-initrd.tar holding kernel, initrd.img, cmdline),
+ * as LinuxKit writes them (moby/build output.go, initrd/initrd.go):
+ * boot/kernel, boot/cmdline and boot/ucode.cpio are split out of the
+ * system, every other `boot/…` entry is dropped, and the rest becomes a
+ * gzip-compressed newc cpio with the microcode cpio (uncompressed) first.
+ *
+ * The cpio is written as one gzip member per segment (the kernel unpacks
+ * concatenated members and archives), each cached by key, then a member
+ * holding the trailer: a warm build is a concatenation of cached pieces.
+ */
+import { createGzip, constants as zc } from 'node:zlib';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Format, FormatContext, OutputFile } from '../format.js';
+import type { Entry, Segment } from '../../rootfs/entry.js';
+import { CpioWriter, cpioTrailer } from '../../archive/cpio.js';
+import { bodyChunks, Sink, type ByteSink } from '../../archive/sink.js';
+import { tarHeader, END_OF_ARCHIVE } from '../../archive/tarwrite.js';
+import { copyFile, Outputs } from '../output.js';
+import { cachedEncode, prepend } from '../segcache.js';
+import { DockyardError } from '../../errors.js';
+
+export const GZIP_LEVEL = 6;
+
+/** gzip(produce's bytes) into dest, streaming. */
+export async function gzipInto(dest: ByteSink, produce: (s: Sink) => Promise<void>, level = GZIP_LEVEL): Promise<void> {
+  const gz = createGzip({ level, memLevel: 9, strategy: zc.Z_DEFAULT_STRATEGY, chunkSize: 256 * 1024 });
+  const input = new Sink([gz], { hash: false });
+  const consume = (async () => {
+    for await (const c of gz) await dest.write(c as Buffer);
+  })();
+  try {
+    await produce(input);
+    await input.end();
+  } catch (e) {
+    gz.destroy();
+    await consume.catch(() => {});
+    throw e;
+  }
+  await consume;
+}
+
+async function readAll(body: Entry['body']): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of bodyChunks(body)) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+const isBoot = (p: string) => p.startsWith('boot/');
+
+async function cpioSegment(ctx: FormatContext, key: string, entries: AsyncIterable<Entry>, dest: ByteSink): Promise<void> {
+  await cachedEncode({ key }, { dir: ctx.segmentCacheDir, kind: 'cpio.gz', epoch: ctx.epoch, signal: ctx.signal }, dest, (s) =>
+    gzipInto(s, async (g) => {
+      const w = new CpioWriter(g, ctx.epoch);
+      for await (const e of entries) {
+        ctx.signal?.throwIfAborted();
+        if (isBoot(e.path)) continue; // LinuxKit drops other boot/ files from the initrd
+        await w.add(e);
+      }
+    }),
+  );
+}
+
+export interface SplitResult {
+  kernel: boolean;
+  cmdline: Buffer;
+}
+
+/**
+ * Write the kernel to `kernelSink` and the initrd to `initrdSink`; returns
+ * the cmdline. The kernel segment must be first (FormatContext contract).
+ */
+export async function writeKernelInitrd(ctx: FormatContext, kernelSink: ByteSink | undefined, initrdSink: ByteSink, format: string, file: string): Promise<SplitResult> {
+  let cmdline: Buffer = Buffer.alloc(0);
+  let kernel = false;
+  const segs: Segment[] = ctx.segments;
+  for (let i = 0; i < segs.length; i++) {
+    ctx.signal?.throwIfAborted();
+    const seg = segs[i];
+    if (i === 0 && seg.name === 'kernel') {
+      const it = seg.entries()[Symbol.asyncIterator]();
+      const held: Entry[] = [];
+      let ucode: Buffer | undefined;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) break;
+        const e = r.value;
+        if (e.path === 'boot/kernel') {
+          kernel = true;
+          if (kernelSink) for await (const c of bodyChunks(e.body)) await kernelSink.write(c);
+          else for await (const _ of bodyChunks(e.body)) void _;
+        } else if (e.path === 'boot/cmdline') cmdline = await readAll(e.body);
+        else if (e.path === 'boot/ucode.cpio') ucode = await readAll(e.body);
+        else if (e.path === 'boot') held.push(e);
+        else {
+          held.push(e);
+          break;
+        }
+      }
+      if (ucode) await initrdSink.write(ucode);
+      try {
+        await cpioSegment(ctx, `${seg.key}:after-boot`, prepend(held, it), initrdSink);
+      } finally {
+        await it.return?.();
+      }
+    } else {
+      await cpioSegment(ctx, seg.key, seg.entries(), initrdSink);
+    }
+    ctx.emit({ kind: 'output-progress', format, file, bytes: (initrdSink as { bytes?: number }).bytes ?? 0 });
+  }
+  await gzipInto(initrdSink, (g) => g.write(cpioTrailer()));
+  return { kernel, cmdline };
+}
+
+export const kernelInitrdFormat: Format = {
+  name: 'kernel+initrd',
+  files: (name) => [`${name}-kernel`, `${name}-initrd.img`, `${name}-cmdline`],
+  async write(ctx: FormatContext): Promise<OutputFile[]> {
+    if (ctx.outFile) throw new DockyardError('E_USAGE', 'kernel+initrd writes three files: use --dir and --name, not -o');
+    const hasKernel = ctx.segments[0]?.name === 'kernel';
+    const outs = new Outputs(ctx);
+    try {
+      const k = hasKernel ? await outs.create(`${ctx.name}-kernel`) : undefined;
+      const initrd = await outs.create(`${ctx.name}-initrd.img`);
+      ctx.emit({ kind: 'output-start', format: 'kernel+initrd', file: initrd.path });
+      const r = await writeKernelInitrd(ctx, k?.sink, initrd.sink, 'kernel+initrd', initrd.path);
+      if (hasKernel) {
+        const c = await outs.create(`${ctx.name}-cmdline`);
+        await c.sink.write(r.cmdline);
+      }
+      return await outs.commit('kernel+initrd');
+    } catch (e) {
+      await outs.abort();
+      throw e;
+    }
+  },
+};
+
+export const tarKernelInitrdFormat: Format = {
+  name: 'tar-kernel-initrd',
+  files: (name) => [`${name}-initrd.tar`],
+  async write(ctx: FormatContext): Promise<OutputFile[]> {
+    if (ctx.segments[0]?.name !== 'kernel') throw new DockyardError('E_SPEC_INVALID', 'tar-kernel-initrd needs a kernel in the spec');
+    const outs = new Outputs(ctx);
+    const scratch = await mkdtemp(join(ctx.segmentCacheDir ?? ctx.dir, '.tki-'));
+    try {
+      // The tar needs each member's size up front: write the parts aside first.
+      const parts = new Outputs({ ...ctx, dir: scratch, outFile: undefined });
+      const k = await parts.create('kernel');
+      const i = await parts.create('initrd.img');
+      const r = await writeKernelInitrd(ctx, k.sink, i.sink, 'tar-kernel-initrd', `${ctx.name}-initrd.tar`);
+      const c = await parts.create('cmdline');
+      await c.sink.write(r.cmdline);
+      await parts.commit('tar-kernel-initrd-part');
+      const o = await outs.create(`${ctx.name}-initrd.tar`, true);
+      ctx.emit({ kind: 'output-start', format: 'tar-kernel-initrd', file: o.path });
+      for (const name of ['kernel', 'initrd.img', 'cmdline']) {
+        const p = join(scratch, name);
+        const size = (await stat(p)).size;
+        await o.sink.write(tarHeader({ path: name, type: 'file', mode: 0o644, uid: 0, gid: 0, size }, ctx.epoch));
+        await copyFile(p, o.sink, ctx.signal);
+        await o.sink.write(Buffer.alloc((512 - (size % 512)) % 512));
+      }
+      await o.sink.write(END_OF_ARCHIVE);
+      return await outs.commit('tar-kernel-initrd');
+    } catch (e) {
+      await outs.abort();
+      throw e;
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  },
+};

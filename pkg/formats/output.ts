@@ -1,0 +1,93 @@
+/**
+ * Output files written atomically: a hidden temp file beside the target,
+ * renamed into place only when every output of the build is complete; on
+ * failure every temp file is removed, so no partial output is left.
+ */
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { rename, rm, mkdir, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { createHash, randomBytes } from 'node:crypto';
+import { DockyardError } from '../errors.js';
+import { Sink, type ByteSink } from '../archive/sink.js';
+import type { FormatContext, OutputFile } from './format.js';
+
+export interface OpenOutput {
+  path: string;
+  sink: Sink;
+}
+
+export class Outputs {
+  private readonly open: { path: string; tmp?: string; sink: Sink; stream?: WriteStream }[] = [];
+
+  constructor(private readonly ctx: FormatContext) {}
+
+  /** Path for `file`: ctx.outFile if given, else ctx.dir/file. */
+  async create(file: string, useOutFile = false): Promise<OpenOutput> {
+    if (useOutFile && this.ctx.outFile === '-') {
+      if (!this.ctx.stdout) throw new DockyardError('E_INTERNAL', 'no stdout stream for -o -');
+      const sink = new Sink([this.ctx.stdout as Writable]);
+      this.open.push({ path: '-', sink });
+      return { path: '-', sink };
+    }
+    const path = useOutFile && this.ctx.outFile ? this.ctx.outFile : join(this.ctx.dir, file);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    const stream = createWriteStream(tmp, { mode: 0o644 });
+    await new Promise<void>((res, rej) => {
+      stream.once('open', () => res());
+      stream.once('error', (e) => rej(new DockyardError('E_OUTPUT', `cannot write ${path}: ${(e as Error).message}`, { cause: e })));
+    });
+    const sink = new Sink([stream]);
+    this.open.push({ path, tmp, sink, stream });
+    return { path, sink };
+  }
+
+  /** Finish every output and move it into place. */
+  async commit(format: string): Promise<OutputFile[]> {
+    const out: OutputFile[] = [];
+    for (const o of this.open) {
+      if (o.stream) await o.sink.end();
+      else await o.sink.flush();
+    }
+    for (const o of this.open) {
+      if (o.tmp) await rename(o.tmp, o.path);
+      const f = { path: o.path, bytes: o.sink.bytes, sha256: o.sink.sha256() };
+      this.ctx.emit({ kind: 'output-done', format, file: o.path, bytes: f.bytes, sha256: f.sha256 });
+      out.push(f);
+    }
+    this.open.length = 0;
+    return out;
+  }
+
+  async abort(): Promise<void> {
+    for (const o of this.open) {
+      o.stream?.destroy();
+      if (o.tmp) await rm(o.tmp, { force: true });
+    }
+    this.open.length = 0;
+  }
+}
+
+/** Copy a file's bytes into a sink. */
+export async function copyFile(path: string, sink: ByteSink, signal?: AbortSignal): Promise<void> {
+  for await (const c of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+    signal?.throwIfAborted();
+    await sink.write(c as Buffer);
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function sha256hex(...parts: string[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p + '\0');
+  return h.digest('hex');
+}

@@ -1,0 +1,125 @@
+/**
+ * Smaller segments: the merged apk database of several init images, and a
+ * volume holding an image as an OCI image layout (moby/build image.go,
+ * ImageOCITar).
+ */
+import { DockyardError } from '../errors.js';
+import type { BlobStore, Descriptor, ImageHandle, Index } from '../oci/types.js';
+import { MediaType } from '../oci/types.js';
+import type { Entry, Segment } from './entry.js';
+import { flattenLayers } from './layers.js';
+import { prefixDirs, ROOTFS_VERSION, sha256hex } from './image.js';
+
+const APK_DB = 'lib/apk/db/installed';
+
+async function readAll(body: Entry['body']): Promise<Buffer> {
+  if (body === undefined) return Buffer.alloc(0);
+  if (Buffer.isBuffer(body)) return body;
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * LinuxKit writes `lib/apk/db/installed` once more after the init images,
+ * the databases of all of them concatenated, each followed by two newlines,
+ * when more than one init image has one.
+ */
+export function initApkDbSegment(o: { images: ImageHandle[]; store: BlobStore }): Segment {
+  return {
+    name: 'init apk database',
+    key: sha256hex(ROOTFS_VERSION, 'apkdb', ...o.images.map((i) => i.manifestDigest)),
+    async *entries() {
+      const dbs: Buffer[] = [];
+      for (const img of o.images) {
+        let db: Buffer | undefined;
+        for await (const e of flattenLayers(o.store, img.layers, `image ${img.ref}`)) {
+          if (e.path === APK_DB && e.type === 'file') db = await readAll(e.body);
+        }
+        if (db) dbs.push(db);
+      }
+      if (dbs.length < 2) return;
+      const body = Buffer.concat(dbs.flatMap((d) => [d, Buffer.from('\n\n')]));
+      yield { path: APK_DB, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, body };
+    },
+  };
+}
+
+function parsePlatform(p: string): { os: string; architecture: string; variant?: string } {
+  const [os, architecture, variant] = p.split('/');
+  if (!os || !architecture) throw new DockyardError('E_SPEC_INVALID', `volume platform "${p}" is not os/arch[/variant]`);
+  return { os, architecture, variant };
+}
+
+async function readBlob(store: BlobStore, digest: string): Promise<Buffer> {
+  return readAll(await store.open(digest));
+}
+
+export interface OciVolumeOptions {
+  name: string;
+  image: ImageHandle;
+  store: BlobStore;
+  prefix: string;
+  /** os/arch[/variant] to keep from an index; default: the platform resolved for the build. */
+  platforms?: string[];
+}
+
+/**
+ * The image as an OCI image layout (`oci-layout`, `index.json`, `blobs/`)
+ * under `prefix`: the index as published (all its platforms listed) and the
+ * manifests, configs and layers of the platforms asked for.
+ */
+export function ociVolumeSegment(o: OciVolumeOptions): Segment {
+  const plats = (o.platforms && o.platforms.length > 0 ? o.platforms : [`${o.image.platform.os}/${o.image.platform.architecture}${o.image.platform.variant ? '/' + o.image.platform.variant : ''}`]).map(parsePlatform);
+  return {
+    name: o.name,
+    key: sha256hex(ROOTFS_VERSION, 'ocivolume', o.image.digest, o.image.manifestDigest, o.prefix, ...plats.map((p) => JSON.stringify(p))),
+    async *entries() {
+      const { image, store } = o;
+      const top = image.digest;
+      const blobs = new Set<string>([top]);
+      let topDesc: Descriptor;
+      if (top !== image.manifestDigest) {
+        const raw = await readBlob(store, top);
+        const index = JSON.parse(raw.toString('utf8')) as Index;
+        topDesc = { mediaType: index.mediaType ?? MediaType.OciIndex, size: raw.length, digest: top };
+        for (const want of plats) {
+          const m = index.manifests.find(
+            (d) => d.platform && d.platform.os === want.os && d.platform.architecture === want.architecture && (want.variant === undefined || d.platform.variant === want.variant),
+          );
+          if (!m) throw new DockyardError('E_IMAGE_NOT_FOUND', `volume image ${image.ref} has no ${want.os}/${want.architecture} manifest`);
+          if (!(await store.has(m.digest))) {
+            throw new DockyardError('E_IMAGE_NOT_FOUND', `volume image ${image.ref}: ${want.os}/${want.architecture} is not in the cache (only the build platform is pulled)`);
+          }
+          const man = JSON.parse((await readBlob(store, m.digest)).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
+          blobs.add(m.digest);
+          blobs.add(man.config.digest);
+          for (const l of man.layers) blobs.add(l.digest);
+        }
+      } else {
+        topDesc = { mediaType: image.manifest.mediaType ?? MediaType.OciManifest, size: await store.size(top), digest: top };
+        blobs.add(image.manifest.config.digest);
+        for (const l of image.layers) blobs.add(l.digest);
+      }
+      yield* prefixDirs(o.prefix);
+      const p = (s: string) => `${o.prefix}/${s}`;
+      yield { path: p('blobs'), type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0 };
+      yield { path: p('blobs/sha256'), type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0 };
+      for (const d of [...blobs].sort()) {
+        if (!(await store.has(d))) throw new DockyardError('E_IMAGE_NOT_FOUND', `volume image ${image.ref}: blob ${d} is not in the cache`);
+        const size = await store.size(d);
+        yield { path: p(`blobs/sha256/${d.slice('sha256:'.length)}`), type: 'file', mode: 0o644, uid: 0, gid: 0, size, body: await store.open(d) };
+      }
+      const index = {
+        schemaVersion: 2,
+        mediaType: MediaType.OciIndex,
+        manifests: [{ ...topDesc, annotations: { 'org.opencontainers.image.ref.name': image.canonical } }],
+      };
+      const indexJson = Buffer.from(JSON.stringify(index, null, 3));
+      // Byte for byte what LinuxKit writes (a Go raw string indented with tabs).
+      const layout = Buffer.from('{\n\t\t"imageLayoutVersion": "1.0.0"\n\t}');
+      yield { path: p('index.json'), type: 'file', mode: 0o644, uid: 0, gid: 0, size: indexJson.length, body: indexJson };
+      yield { path: p('oci-layout'), type: 'file', mode: 0o644, uid: 0, gid: 0, size: layout.length, body: layout };
+    },
+  };
+}
