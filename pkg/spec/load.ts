@@ -46,7 +46,7 @@ export async function readSpecInputs(paths: string[], stdin?: NodeJS.ReadableStr
 
 export interface LoadOptions {
   /** Check that `files:` sources exist (relative to the declaring file). Default true. */
-  checkSources?: boolean;
+  checkSources?: boolean | 'warn';
 }
 
 export interface LoadResult {
@@ -357,7 +357,9 @@ function loadChecked(inputs: SpecInput[], opts: LoadOptions, problems: SpecProbl
       try {
         accessSync(abs, constants.R_OK);
       } catch {
-        check(it.at, `${label}: source ${f.source as string} cannot be read (${abs})`, ['source']);
+        const msg = `${label}: source ${f.source as string} cannot be read (${abs})`;
+        if (opts.checkSources === 'warn') warnings.push(`${it.at.p.file}: ${msg}`);
+        else check(it.at, msg, ['source']);
       }
     }
     idCheck(it.at, ['uid'], f.uid, `${label}: uid`);
