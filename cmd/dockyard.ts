@@ -72,7 +72,7 @@ program
   .option('--offline', 'never touch the network: every image must be cached')
   .option('--no-sbom', 'do not write an SBOM')
   .option('--dry-run', 'print the merged spec and exit')
-  .option('--decompress-kernel', 'decompress the kernel (accepted for LinuxKit compatibility)')
+  .option('--decompress-kernel', 'write the kernel uncompressed (a gzip Image, or a bzImage with a gzip payload)')
   .option('--insecure-registry <host>', 'allow plain HTTP for HOST (repeatable)', collectOne)
   .option('--mirror <registry=url>', 'pull REGISTRY through URL (repeatable)', collectOne)
   .option('--json', 'print outputs, digests and timings as JSON on stdout')
@@ -112,6 +112,7 @@ program
           mirrors: parseMirrors(o.mirror),
           epoch: epochFromEnv(),
           sbom: o.sbom,
+          decompressKernel: o.decompressKernel,
           emit: reporter.emit,
           signal: controller.signal,
         }),

@@ -34,6 +34,8 @@ export interface BuildOptions {
   epoch: number;
   /** Write sbom.spdx.json into the root filesystem (LinuxKit's default). */
   sbom?: boolean;
+  /** Write the kernel uncompressed (gzip Image, or a bzImage's gzip payload). */
+  decompressKernel?: boolean;
   emit?: (ev: ProgressEvent) => void;
   signal?: AbortSignal;
 }
@@ -113,6 +115,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     renderMetadata: (f) => renderMetadata(spec, f),
     epoch: opts.epoch,
     tmpDir,
+    decompressKernel: opts.decompressKernel,
   });
   if (opts.sbom !== false) {
     const body = renderSbom(p.components, opts.epoch);

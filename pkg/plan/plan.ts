@@ -26,6 +26,8 @@ export interface PlanInput {
   epoch: number;
   /** Scratch space for spooling (inside the cache, never the output dir). */
   tmpDir: string;
+  /** `--decompress-kernel`. */
+  decompressKernel?: boolean;
 }
 
 /** What was placed where: for --json, the SBOM and error messages. */
@@ -100,7 +102,7 @@ export function plan(input: PlanInput): Plan {
 
   if (spec.kernel) {
     const h = image(input, spec.kernel.image);
-    segments.push(kernelSegment({ image: h, store: input.store, kernel: spec.kernel, tmpDir: input.tmpDir }));
+    segments.push(kernelSegment({ image: h, store: input.store, kernel: spec.kernel, tmpDir: input.tmpDir, decompress: input.decompressKernel }));
     components.push({ kind: 'kernel', name: 'kernel', ref: spec.kernel.image, digest: h.digest, path: 'boot' });
   }
 

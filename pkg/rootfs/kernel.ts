@@ -21,6 +21,7 @@ import type { KernelSpec } from '../spec/types.js';
 import type { Entry, Segment } from './entry.js';
 import { flattenLayers, tarEntries } from './layers.js';
 import { ROOTFS_VERSION, sha256hex } from './image.js';
+import { decompressKernel } from './decompress.js';
 
 export interface KernelSegmentOptions {
   image: ImageHandle;
@@ -28,6 +29,8 @@ export interface KernelSegmentOptions {
   kernel: KernelSpec;
   /** Scratch directory for the spooled kernel/ucode. */
   tmpDir: string;
+  /** `--decompress-kernel`: write the uncompressed kernel (gzip Image, gzip bzImage payload). */
+  decompress?: boolean;
 }
 
 interface Spooled {
@@ -68,7 +71,14 @@ async function spool(o: KernelSegmentOptions, dir: string): Promise<Spooled> {
         written.push(tmp);
         await pipeline(Readable.from(e.body instanceof Buffer ? [e.body] : (e.body ?? [])), createWriteStream(tmp));
         await rename(tmp, join(dir, which));
-        const info = { mode: e.mode, size: e.size };
+        let size = e.size;
+        if (which === 'kernel' && o.decompress) {
+          const plain = decompressKernel(await readFile(join(dir, which)), `kernel image ${o.image.ref}: /${p}`);
+          await writeFile(join(dir, which) + tag, plain);
+          await rename(join(dir, which) + tag, join(dir, which));
+          size = plain.length;
+        }
+        const info = { mode: e.mode, size };
         if (which === 'kernel') kernel = info;
         else ucode = info;
       } else if (n.tar && p === n.tar) {
@@ -132,10 +142,10 @@ async function* sniffGzip(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
 export function kernelSegment(o: KernelSegmentOptions): Segment {
   const n = names(o.kernel);
   const cmdline = Buffer.from(o.kernel.cmdline ?? '');
-  const spoolDir = join(o.tmpDir, 'kernel-' + sha256hex(ROOTFS_VERSION, o.image.manifestDigest, n.binary, n.ucode).slice(0, 32));
+  const spoolDir = join(o.tmpDir, 'kernel-' + sha256hex(ROOTFS_VERSION, o.image.manifestDigest, n.binary, n.ucode, o.decompress ? 'plain' : '').slice(0, 32));
   return {
     name: 'kernel',
-    key: sha256hex(ROOTFS_VERSION, 'kernel', o.image.manifestDigest, n.binary, n.tar, n.ucode, cmdline.toString('hex')),
+    key: sha256hex(ROOTFS_VERSION, 'kernel', o.image.manifestDigest, n.binary, n.tar, n.ucode, cmdline.toString('hex'), o.decompress ? 'plain' : ''),
     async *entries() {
       const s = await spool(o, spoolDir);
       if (n.tar && !s.hasTar) throw new DockyardError('E_KERNEL', `kernel image ${o.image.ref} has no /${n.tar} (set kernel.tar, or "none" for no modules)`);
