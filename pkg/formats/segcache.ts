@@ -16,7 +16,7 @@ import type { Entry, Segment } from '../rootfs/entry.js';
 import { copyFile, exists, sha256hex } from './output.js';
 
 /** Bumped whenever an encoder's bytes change. */
-const ENCODING_VERSION = 'enc-1';
+const ENCODING_VERSION = 'enc-2';
 
 export interface SegmentCacheOptions {
   dir?: string;

@@ -6,17 +6,18 @@
  * system, every other `boot/…` entry is dropped, and the rest becomes a
  * gzip-compressed newc cpio with the microcode cpio (uncompressed) first.
  *
- * The cpio is written as one gzip member per segment (the kernel unpacks
- * concatenated members and archives), each cached by key, then a member
- * holding the trailer: a warm build is a concatenation of cached pieces.
+ * The cpio is compressed per segment (the kernel unpacks concatenated gzip
+ * members and archives), each segment's members cached by key, then a
+ * member holding the trailer: a warm build is a concatenation of cached
+ * pieces. Large segments are cut into 4 MiB members compressed in parallel.
  */
-import { createGzip, constants as zc } from 'node:zlib';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Format, FormatContext, OutputFile } from '../format.js';
 import type { Entry, Segment } from '../../rootfs/entry.js';
 import { CpioWriter, cpioTrailer } from '../../archive/cpio.js';
-import { bodyChunks, Sink, type ByteSink } from '../../archive/sink.js';
+import { bodyChunks, type ByteSink } from '../../archive/sink.js';
+import { ParallelGzip } from '../../archive/pgzip.js';
 import { tarHeader, END_OF_ARCHIVE } from '../../archive/tarwrite.js';
 import { copyFile, Outputs } from '../output.js';
 import { cachedEncode, prepend } from '../segcache.js';
@@ -24,22 +25,11 @@ import { DockyardError } from '../../errors.js';
 
 export const GZIP_LEVEL = 6;
 
-/** gzip(produce's bytes) into dest, streaming. */
-export async function gzipInto(dest: ByteSink, produce: (s: Sink) => Promise<void>, level = GZIP_LEVEL): Promise<void> {
-  const gz = createGzip({ level, memLevel: 9, strategy: zc.Z_DEFAULT_STRATEGY, chunkSize: 256 * 1024 });
-  const input = new Sink([gz], { hash: false });
-  const consume = (async () => {
-    for await (const c of gz) await dest.write(c as Buffer);
-  })();
-  try {
-    await produce(input);
-    await input.end();
-  } catch (e) {
-    gz.destroy();
-    await consume.catch(() => {});
-    throw e;
-  }
-  await consume;
+/** gzip(produce's bytes) into dest: streaming, members compressed in parallel. */
+export async function gzipInto(dest: ByteSink, produce: (s: ParallelGzip) => Promise<void>, level = GZIP_LEVEL): Promise<void> {
+  const gz = new ParallelGzip(dest, level);
+  await produce(gz);
+  await gz.end();
 }
 
 async function readAll(body: Entry['body']): Promise<Buffer> {
@@ -58,6 +48,7 @@ async function cpioSegment(ctx: FormatContext, key: string, entries: AsyncIterab
         ctx.signal?.throwIfAborted();
         if (isBoot(e.path)) continue; // LinuxKit drops other boot/ files from the initrd
         await w.add(e);
+        await g.boundary();
       }
     }),
   );
