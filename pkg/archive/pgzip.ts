@@ -64,7 +64,8 @@ export class ParallelGzip implements ByteSink {
     const p = gzipAsync(data, { level: this.level, memLevel: 9 });
     p.catch(() => {}); // awaited in order below; no unhandled rejection meanwhile
     this.inflight.push(p);
-    while (this.inflight.length >= this.parallel) await this.dest.write(await this.inflight.shift()!);
+    // Keep every core compressing while this thread gathers the next member.
+    while (this.inflight.length > this.parallel) await this.dest.write(await this.inflight.shift()!);
   }
 
   private async flushInflight(): Promise<void> {

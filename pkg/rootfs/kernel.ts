@@ -84,6 +84,9 @@ async function spool(o: KernelSegmentOptions, dir: string): Promise<Spooled> {
       } else if (n.tar && p === n.tar) {
         hasTar = true;
       }
+      // One layer: nothing above can replace what was found, so stop reading
+      // (the modules tar, usually the bulk of the image, is not needed here).
+      if (o.image.layers.length === 1 && kernel && (!n.ucode || ucode) && (!n.tar || hasTar)) break;
     }
   } catch (err) {
     await Promise.all(written.map((w) => rm(w, { force: true })));
