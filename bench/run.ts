@@ -11,7 +11,7 @@
  */
 import { execa } from 'execa';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pipeline } from 'node:stream/promises';
@@ -125,7 +125,6 @@ async function main(): Promise<void> {
     `targets: warm ≤ ${(LINUXKIT.warmSeconds / 2).toFixed(1)} s, peak ≤ 200 MB.`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
-  void readdir;
 }
 
 main().catch((e: unknown) => {

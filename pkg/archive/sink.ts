@@ -95,6 +95,15 @@ export class Counter implements ByteSink {
   }
 }
 
+/** An entry body's bytes, gathered (only for small, known-small bodies). */
+export async function collectBody(body: Buffer | AsyncIterable<Buffer> | undefined): Promise<Buffer> {
+  if (body === undefined) return Buffer.alloc(0);
+  if (Buffer.isBuffer(body)) return body;
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
 /** Iterate an entry body (bytes or chunks) as buffers. */
 export async function* bodyChunks(body: Buffer | AsyncIterable<Buffer> | undefined): AsyncGenerator<Buffer> {
   if (body === undefined) return;

@@ -7,7 +7,7 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { rename, rm, mkdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { DockyardError } from '../errors.js';
 import { Sink, type ByteSink } from '../archive/sink.js';
 import type { FormatContext, OutputFile } from './format.js';
@@ -84,10 +84,4 @@ export async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-export function sha256hex(...parts: string[]): string {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p + '\0');
-  return h.digest('hex');
 }

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Sink, Tee, type ByteSink } from '../archive/sink.js';
 import type { Entry, Segment } from '../rootfs/entry.js';
-import { copyFile, exists, sha256hex } from './output.js';
+import { copyFile, exists } from './output.js';
+import { sha256hex } from '../hash.js';
 
 /** Bumped whenever an encoder's bytes change. */
 const ENCODING_VERSION = 'enc-2';

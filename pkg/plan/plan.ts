@@ -10,7 +10,7 @@ import type { BlobStore, ImageHandle } from '../oci/types.js';
 import type { Entry, Segment } from '../rootfs/entry.js';
 import { DockyardError } from '../errors.js';
 import { containerIds, convertConfig, encodeJson } from './ociconfig.js';
-import { imageSegment, kernelSegment, filesSegment, ociVolumeSegment, staticSegment, initApkDbSegment } from '../rootfs/index.js';
+import { imageSegment, kernelSegment, filesSegment, ociVolumeSegment, staticSegment, initApkDbSegment, prefixDirs } from '../rootfs/index.js';
 
 export type Section = 'onboot' | 'onshutdown' | 'services';
 
@@ -60,12 +60,6 @@ function file(path: string, body: Buffer, mode = 0o644): Entry {
   return { path, type: 'file', mode, uid: 0, gid: 0, size: body.length, body };
 }
 
-/** LinuxKit's tarPrefix: every leading directory of `path`, 0755 root. */
-export function leadingDirs(path: string): Entry[] {
-  const parts = path.split('/').filter(Boolean);
-  return parts.map((_, i) => dir(parts.slice(0, i + 1).join('/')));
-}
-
 function labelOf(input: PlanInput, h: ImageHandle): ImageConfig | undefined {
   const text = h.config.config?.Labels?.[LABEL];
   return text === undefined ? undefined : input.parseLabel(text, h.ref);
@@ -87,7 +81,7 @@ function volumeSegments(input: PlanInput, vol: VolumeSpec, components: PlannedCo
   }
   out.push(
     staticSegment(`volume ${vol.name} dirs`, [
-      ...(vol.image ? [] : leadingDirs(`${base}/lower`)),
+      ...(vol.image ? [] : prefixDirs(`${base}/lower`)),
       dir(`${base}/tmp`),
       dir(`${base}/merged`),
     ]),
@@ -146,7 +140,7 @@ export function plan(input: PlanInput): Plan {
         segments.push(imageSegment({ name: `${section}[${i}] ${entry.name}`, image: h, store: input.store, prefix: root, kind: 'container' }));
         unpacked.set(h.canonical, root);
       } else {
-        generated.push(...leadingDirs(bundle));
+        generated.push(...prefixDirs(bundle));
       }
       generated.push(file(`${bundle}/config.json`, encodeJson(converted.config)));
       if (!converted.readonly) generated.push(dir(`${bundle}/tmp`), dir(`${bundle}/rootfs`));

@@ -10,7 +10,8 @@ import { isAbsolute, join } from 'node:path';
 import { DockyardError } from '../errors.js';
 import type { FileSpec } from '../spec/types.js';
 import type { Entry, Segment } from './entry.js';
-import { ROOTFS_VERSION, sha256hex } from './image.js';
+import { ROOTFS_VERSION } from './image.js';
+import { sha256hex } from '../hash.js';
 
 export interface FilesSegmentOptions {
   files: FileSpec[];

@@ -4,7 +4,7 @@
  * `etc/hosts` and `etc/resolv.conf` replaced, and the mount points every
  * container needs added when the image lacks them.
  */
-import { createHash } from 'node:crypto';
+import { sha256hex } from '../hash.js';
 import type { BlobStore, ImageHandle } from '../oci/types.js';
 import type { Entry, Segment } from './entry.js';
 import { flattenLayers } from './layers.js';
@@ -40,34 +40,24 @@ const TOUCH: Entry[] = [
   { path: 'sys', type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0 },
 ];
 
-export function sha256hex(...parts: string[]): string {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p + '\0');
-  return h.digest('hex');
-}
-
 function join(prefix: string, p: string): string {
   return prefix ? `${prefix}/${p}` : p;
 }
 
 /** LinuxKit's tarPrefix: every leading directory of `prefix`, 0755 root. */
-export function prefixDirs(prefix: string, epoch?: number): Entry[] {
+export function prefixDirs(prefix: string): Entry[] {
   const parts = prefix.split('/').filter(Boolean);
-  return parts.map((_, i) => ({ path: parts.slice(0, i + 1).join('/'), type: 'dir' as const, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: epoch }));
+  return parts.map((_, i) => ({ path: parts.slice(0, i + 1).join('/'), type: 'dir' as const, mode: 0o755, uid: 0, gid: 0, size: 0 }));
 }
 
-/** Replace etc/hosts and etc/resolv.conf as LinuxKit does; other entries pass. */
-function rewrite(e: Entry, resolv: string | undefined, epoch: number | undefined): Entry {
-  if (e.path === 'etc/hosts') {
-    const body = Buffer.from(HOSTS);
-    return { ...e, type: 'file', size: body.length, body, linkname: undefined, mtime: epoch };
+/** A TOUCH entry with LinuxKit's content for etc/hosts and etc/resolv.conf. */
+function touched(t: Entry, resolv: string | undefined): Entry {
+  if (t.path === 'etc/hosts') return { ...t, size: HOSTS.length, body: Buffer.from(HOSTS) };
+  if (t.path === 'etc/resolv.conf') {
+    if (resolv) return { ...t, type: 'symlink', linkname: resolv };
+    return { ...t, size: RESOLV_EMPTY.length, body: Buffer.from(RESOLV_EMPTY) };
   }
-  if (e.path === 'etc/resolv.conf') {
-    if (resolv) return { ...e, type: 'symlink', size: 0, body: undefined, linkname: resolv, mtime: epoch };
-    const body = Buffer.from(RESOLV_EMPTY);
-    return { ...e, type: 'file', size: body.length, body, linkname: undefined, mtime: epoch };
-  }
-  return e;
+  return { ...t };
 }
 
 export interface ImageSegmentOptions {
@@ -78,7 +68,6 @@ export interface ImageSegmentOptions {
   prefix: string;
   /** init images and volumes get the resolv.conf symlink; containers a fixed file. */
   kind: 'init' | 'volume' | 'container';
-  epoch?: number;
 }
 
 /** Entries of an image placed at `prefix`, with LinuxKit's edits (no prefix dirs). */
@@ -92,24 +81,24 @@ export async function* imageEntries(o: ImageSegmentOptions): AsyncGenerator<Entr
     // "touch" table, so the final state is always the table's: add them below.
     if (raw.path === 'etc/hosts' || raw.path === 'etc/resolv.conf') continue;
     found.add(raw.path);
-    const e = raw;
-    e.path = join(o.prefix, e.path);
-    if (e.type === 'hardlink' && e.linkname) e.linkname = join(o.prefix, e.linkname);
-    yield e;
+    raw.path = join(o.prefix, raw.path);
+    if (raw.type === 'hardlink' && raw.linkname) raw.linkname = join(o.prefix, raw.linkname);
+    yield raw;
   }
   for (const t of TOUCH) {
     if (found.has(t.path)) continue;
-    const e = rewrite({ ...t, mtime: o.epoch }, resolv, o.epoch);
-    yield { ...e, path: join(o.prefix, t.path) };
+    const e = touched(t, resolv);
+    e.path = join(o.prefix, t.path);
+    yield e;
   }
 }
 
 export function imageSegment(o: ImageSegmentOptions): Segment {
   return {
     name: o.name,
-    key: sha256hex(ROOTFS_VERSION, 'image', o.image.manifestDigest, o.prefix, o.kind, String(o.epoch ?? '')),
+    key: sha256hex(ROOTFS_VERSION, 'image', o.image.manifestDigest, o.prefix, o.kind),
     async *entries() {
-      yield* prefixDirs(o.prefix, o.epoch);
+      yield* prefixDirs(o.prefix);
       yield* imageEntries(o);
     },
   };

@@ -19,8 +19,9 @@ import { DockyardError } from '../errors.js';
 import type { BlobStore, ImageHandle } from '../oci/types.js';
 import type { KernelSpec } from '../spec/types.js';
 import type { Entry, Segment } from './entry.js';
-import { flattenLayers, tarEntries } from './layers.js';
-import { ROOTFS_VERSION, sha256hex } from './image.js';
+import { assertNotBelowSymlink, flattenLayers, tarEntries } from './layers.js';
+import { ROOTFS_VERSION } from './image.js';
+import { sha256hex } from '../hash.js';
 import { decompressKernel } from './decompress.js';
 
 export interface KernelSegmentOptions {
@@ -109,10 +110,9 @@ async function* modules(o: KernelSegmentOptions, tarName: string): AsyncGenerato
     const src = sniffGzip(Buffer.isBuffer(body) ? (async function* () { yield body; })() : body);
     const symlinks = new Set<string>();
     for await (const { entry } of tarEntries(src, label)) {
-      for (let i = entry.path.indexOf('/'); i !== -1; i = entry.path.indexOf('/', i + 1)) {
-        if (symlinks.has(entry.path.slice(0, i))) throw new DockyardError('E_LAYER_UNSAFE', `${label}: entry "${entry.path}" lies below a symlink`);
-      }
+      assertNotBelowSymlink(symlinks, entry.path, label);
       if (entry.type === 'symlink') symlinks.add(entry.path);
+      else symlinks.delete(entry.path);
       yield entry;
     }
     return;

@@ -144,6 +144,13 @@ function hidden(s: Shadow, p: string, layer: number): boolean {
   return false;
 }
 
+/** Refuse an entry lying below a symlink written earlier in the same stream (extraction would follow it). */
+export function assertNotBelowSymlink(symlinks: Set<string>, path: string, label: string): void {
+  for (const a of ancestors(path)) {
+    if (symlinks.has(a)) throw new DockyardError('E_LAYER_UNSAFE', `${label}: entry "${path}" lies below the symlink "${a}"`);
+  }
+}
+
 /**
  * The flattened filesystem of an image: every entry that survives the
  * layers above it, bottom layer first, whiteouts applied and dropped.
@@ -160,9 +167,7 @@ export async function* flattenLayers(store: BlobStore, layers: Descriptor[], lab
         const base = entry.path.slice(entry.path.lastIndexOf('/') + 1);
         if (base.startsWith(WH)) continue;
         if (shadow && hidden(shadow, entry.path, i)) continue;
-        for (const a of ancestors(entry.path)) {
-          if (symlinks.has(a)) throw new DockyardError('E_LAYER_UNSAFE', `${label}: entry "${entry.path}" lies below the symlink "${a}"`);
-        }
+        assertNotBelowSymlink(symlinks, entry.path, label);
         if (entry.type === 'symlink') symlinks.add(entry.path);
         else symlinks.delete(entry.path);
         yield entry;

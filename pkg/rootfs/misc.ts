@@ -8,17 +8,11 @@ import type { BlobStore, Descriptor, ImageHandle, Index } from '../oci/types.js'
 import { MediaType } from '../oci/types.js';
 import type { Entry, Segment } from './entry.js';
 import { flattenLayers } from './layers.js';
-import { prefixDirs, ROOTFS_VERSION, sha256hex } from './image.js';
+import { collectBody } from '../archive/sink.js';
+import { prefixDirs, ROOTFS_VERSION } from './image.js';
+import { sha256hex } from '../hash.js';
 
 const APK_DB = 'lib/apk/db/installed';
-
-async function readAll(body: Entry['body']): Promise<Buffer> {
-  if (body === undefined) return Buffer.alloc(0);
-  if (Buffer.isBuffer(body)) return body;
-  const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(c);
-  return Buffer.concat(chunks);
-}
 
 /**
  * LinuxKit writes `lib/apk/db/installed` once more after the init images,
@@ -34,7 +28,7 @@ export function initApkDbSegment(o: { images: ImageHandle[]; store: BlobStore })
       for (const img of o.images) {
         let db: Buffer | undefined;
         for await (const e of flattenLayers(o.store, img.layers, `image ${img.ref}`)) {
-          if (e.path === APK_DB && e.type === 'file') db = await readAll(e.body);
+          if (e.path === APK_DB && e.type === 'file') db = await collectBody(e.body);
         }
         if (db) dbs.push(db);
       }
@@ -52,7 +46,7 @@ function parsePlatform(p: string): { os: string; architecture: string; variant?:
 }
 
 async function readBlob(store: BlobStore, digest: string): Promise<Buffer> {
-  return readAll(await store.open(digest));
+  return collectBody(await store.open(digest));
 }
 
 export interface OciVolumeOptions {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { Format, FormatContext, OutputFile } from '../format.js';
 import type { Entry, Segment } from '../../rootfs/entry.js';
 import { CpioWriter, cpioTrailer } from '../../archive/cpio.js';
-import { bodyChunks, type ByteSink } from '../../archive/sink.js';
+import { bodyChunks, collectBody, type ByteSink } from '../../archive/sink.js';
 import { ParallelGzip } from '../../archive/pgzip.js';
 import { tarHeader, END_OF_ARCHIVE } from '../../archive/tarwrite.js';
 import { copyFile, Outputs } from '../output.js';
@@ -30,12 +30,6 @@ export async function gzipInto(dest: ByteSink, produce: (s: ParallelGzip) => Pro
   const gz = new ParallelGzip(dest, level);
   await produce(gz);
   await gz.end();
-}
-
-async function readAll(body: Entry['body']): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of bodyChunks(body)) chunks.push(c);
-  return Buffer.concat(chunks);
 }
 
 const isBoot = (p: string) => p.startsWith('boot/');
@@ -82,8 +76,8 @@ export async function writeKernelInitrd(ctx: FormatContext, kernelSink: ByteSink
           kernel = true;
           if (kernelSink) for await (const c of bodyChunks(e.body)) await kernelSink.write(c);
           else for await (const _ of bodyChunks(e.body)) void _;
-        } else if (e.path === 'boot/cmdline') cmdline = await readAll(e.body);
-        else if (e.path === 'boot/ucode.cpio') ucode = await readAll(e.body);
+        } else if (e.path === 'boot/cmdline') cmdline = await collectBody(e.body);
+        else if (e.path === 'boot/ucode.cpio') ucode = await collectBody(e.body);
         else if (e.path === 'boot') held.push(e);
         else {
           held.push(e);
