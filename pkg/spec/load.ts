@@ -312,7 +312,7 @@ function loadChecked(inputs: SpecInput[], opts: LoadOptions, problems: SpecProbl
           if (parts.length < 2 || !isVolumeRef(parts[0])) return; // bind syntax is checked with the image config
           const vol = volumes.get(parts[0]);
           if (!vol) check(it.at, `${who}: ${field} "${b}" names volume "${parts[0]}", which is not declared under volumes`, [field, i]);
-          else if (vol.readonly && !readOnlyOptions((parts[2] ?? '').split(','))) check(it.at, `${who}: volume "${parts[0]}" is read-only; bind it with ":ro" ("${parts[0]}:${parts[1]}:ro")`, [field, i]);
+          else if (vol.readonly && parts[2] !== 'ro') check(it.at, `${who}: volume "${parts[0]}" is read-only; bind it with ":ro" ("${parts[0]}:${parts[1]}:ro")`, [field, i]);
         });
       }
       if (Array.isArray(v.mounts)) {

@@ -37,6 +37,8 @@ describe('bad inputs give one clear line', () => {
     ['malformed.yml', 'onboot:\n  - name: x\n    image: [unclosed\n', /malformed\.yml:\d+:\d+: /],
     ['unknown.yml', 'onboot:\n  - name: x\n    image: busybox\n    colour: red\n', /unknown\.yml:4:5: .*colour/],
     ['wrongtype.yml', 'onboot:\n  - name: x\n    image: busybox\n    readonly: "yes"\n', /wrongtype\.yml:4:\d+: .*readonly/],
+    // LinuxKit accepts a read-only volume only bound with exactly ":ro".
+    ['rovolume.yml', 'volumes:\n  - name: data\n    readonly: true\nonboot:\n  - name: x\n    image: busybox\n    binds:\n      - data:/d:ro,rshared\n', /rovolume\.yml:8:\d+: .*read-only.*"data:\/d:ro"/],
   ];
   it.each(cases)('%s', async (name, text, re) => {
     const f = join(work, name);
