@@ -14,6 +14,7 @@ import { build, loadOrThrow, defaultEpoch, type Arch } from '../pkg/build/build.
 import { Cache } from '../pkg/cache/index.js';
 import { formatNames } from '../pkg/formats/index.js';
 import { createReporter } from './progress.js';
+import { parseComponentFlags } from '../pkg/components/components.js';
 
 let debug = false;
 
@@ -37,6 +38,15 @@ function epochFromEnv(): number {
 
 const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 const collectOne = (v: string, prev: string[] = []) => [...prev, v];
+
+/** `--size`: bytes, or a number with K/M/G/T (powers of 1024). */
+function parseSize(s: string): number {
+  const m = /^(\d+)([KMGT]i?B?)?$/i.exec(s.trim());
+  if (!m) throw new DockyardError('E_USAGE', `--size wants a size like 512M or 2G, got "${s}"`);
+  const unit = (m[2] ?? '').toUpperCase()[0];
+  const mult = unit ? 1024 ** ('KMGT'.indexOf(unit) + 1) : 1;
+  return Number(m[1]) * mult;
+}
 
 function parseMirrors(list: string[] = []): Record<string, string> {
   const out: Record<string, string> = {};
@@ -75,6 +85,8 @@ program
   .option('--decompress-kernel', 'write the kernel uncompressed (a gzip Image, or a bzImage with a gzip payload)')
   .option('--insecure-registry <host>', 'allow plain HTTP for HOST (repeatable)', collectOne)
   .option('--mirror <registry=url>', 'pull REGISTRY through URL (repeatable)', collectOne)
+  .option('--component <name=ref>', 'use REF for a bootloader component (systemd-boot, syslinux, grub-efi; repeatable)', collectOne)
+  .option('--size <size>', 'disk size for disk formats, e.g. 512M, 2G (default: what fits, plus headroom)')
   .option('--json', 'print outputs, digests and timings as JSON on stdout')
   .action(async (files: string[], o) => {
     const inputs = await readSpecInputs(files, process.stdin);
@@ -113,6 +125,8 @@ program
           epoch: epochFromEnv(),
           sbom: o.sbom,
           decompressKernel: o.decompressKernel,
+          components: parseComponentFlags(o.component),
+          diskSize: o.size === undefined ? undefined : parseSize(o.size),
           emit: reporter.emit,
           signal: controller.signal,
         }),

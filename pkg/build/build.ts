@@ -13,6 +13,7 @@ import { getFormat } from '../formats/index.js';
 import { staticSegment } from '../rootfs/index.js';
 import { renderSbom, sbomPath } from '../sbom/sbom.js';
 import type { OutputFile, ProgressEvent } from '../formats/format.js';
+import { Components, componentRef } from '../components/components.js';
 
 export type Arch = 'amd64' | 'arm64';
 
@@ -36,6 +37,10 @@ export interface BuildOptions {
   sbom?: boolean;
   /** Write the kernel uncompressed (gzip Image, or a bzImage's gzip payload). */
   decompressKernel?: boolean;
+  /** Component overrides: name → reference (`--component NAME=REF`). */
+  components?: Record<string, string>;
+  /** `--size` for disk formats, in bytes. */
+  diskSize?: number;
   emit?: (ev: ProgressEvent) => void;
   signal?: AbortSignal;
 }
@@ -90,10 +95,17 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   for (const w of warnings) emit({ kind: 'warning', message: w });
   // Fail on unknown formats before pulling anything.
   const formats = opts.formats.map((f) => getFormat(f));
+  for (const f of formats) {
+    if (f.arches && !f.arches.includes(opts.arch)) {
+      throw new DockyardError('E_UNSUPPORTED_ARCH', `format ${f.name} does not exist for ${opts.arch} (it does for ${f.arches.join(', ')})`);
+    }
+  }
+  const componentNames = [...new Set(formats.flatMap((f) => f.components?.(opts.arch) ?? []))];
   lap('load');
 
   const cache = new Cache(opts.cacheDir);
-  const images = await resolveAll(imageRefs(spec), {
+  const componentRefs = new Map(componentNames.map((n) => [n, componentRef(n, opts.components)]));
+  const resolveOpts = {
     cache,
     arch: opts.arch,
     pull: opts.pull,
@@ -102,9 +114,22 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     mirrors: opts.mirrors,
     onProgress: emit,
     signal: opts.signal,
-  });
+  };
+  const images = await resolveAll(imageRefs(spec), resolveOpts);
+  for (const [name, ref] of componentRefs) {
+    try {
+      for (const [r, h] of await resolveAll([ref], resolveOpts)) images.set(r, h);
+    } catch (e) {
+      if (e instanceof DockyardError && e.code !== 'E_INTERRUPTED') {
+        const needs = formats.filter((f) => f.components?.(opts.arch).includes(name)).map((f) => f.name).join(', ');
+        throw new DockyardError(e.code, `${needs} needs the ${name} component ${ref} (${opts.arch}): ${e.message}; load it with \`dockyard cache import\` (npm run fixtures builds it) or name another image with --component ${name}=REF`, { cause: e });
+      }
+      throw e;
+    }
+  }
   lap('resolve');
 
+  const components = new Components(new Map([...componentRefs].map(([n, ref]) => [n, images.get(ref)!])), cache);
   const tmpDir = join(opts.cacheDir, 'tmp');
   await mkdir(tmpDir, { recursive: true });
   const p = plan({
@@ -138,6 +163,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         epoch: opts.epoch,
         segments: p.segments,
         segmentCacheDir,
+        tmpDir,
+        components,
+        diskSize: opts.diskSize,
         emit,
         signal: opts.signal,
       });

@@ -3,6 +3,7 @@
  * by the name users type after `-f` (`tar`, `kernel+initrd`, `iso-efi`, …).
  */
 import type { Segment } from '../rootfs/entry.js';
+import type { Components } from '../components/components.js';
 
 export type ProgressEvent =
   | { kind: 'pull-start'; ref: string; total: number }
@@ -34,6 +35,12 @@ export interface FormatContext {
   segments: Segment[];
   /** Directory where formats may cache encoded segments by key. */
   segmentCacheDir?: string;
+  /** Scratch directory for intermediate files (inside the cache). */
+  tmpDir?: string;
+  /** The components (bootloaders…) this format asked for, resolved for `arch`. */
+  components?: Components;
+  /** `--size` for disk formats, in bytes (undefined: the smallest that fits plus headroom). */
+  diskSize?: number;
   emit(ev: ProgressEvent): void;
   signal?: AbortSignal;
 }
@@ -48,6 +55,10 @@ export interface Format {
   readonly name: string;
   /** Output file names (relative to dir) this format writes for `name`. */
   files(name: string): string[];
+  /** Architectures it supports (default: both). */
+  readonly arches?: readonly ('amd64' | 'arm64')[];
+  /** Components (see pkg/components) it needs for `arch`, resolved before it runs. */
+  components?(arch: 'amd64' | 'arm64'): string[];
   /**
    * Write the outputs. Implementations write to temp files and rename on
    * success; on failure nothing is left behind.

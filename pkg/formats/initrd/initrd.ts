@@ -11,14 +11,13 @@
  * member holding the trailer: a warm build is a concatenation of cached
  * pieces. Large segments are cut into 4 MiB members compressed in parallel.
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Format, FormatContext, OutputFile } from '../format.js';
 import type { Entry, Segment } from '../../rootfs/entry.js';
 import { CpioWriter, cpioTrailer } from '../../archive/cpio.js';
 import { bodyChunks, collectBody, type ByteSink } from '../../archive/sink.js';
 import { ParallelGzip } from '../../archive/pgzip.js';
-import { tarHeader, END_OF_ARCHIVE } from '../../archive/tarwrite.js';
+import { tarHeader, writeTarEntry, END_OF_ARCHIVE } from '../../archive/tarwrite.js';
+import { prepareBootParts } from '../bootparts.js';
 import { copyFile, Outputs } from '../output.js';
 import { cachedEncode, prepend } from '../segcache.js';
 import { DockyardError } from '../../errors.js';
@@ -127,34 +126,26 @@ export const tarKernelInitrdFormat: Format = {
   name: 'tar-kernel-initrd',
   files: (name) => [`${name}-initrd.tar`],
   async write(ctx: FormatContext): Promise<OutputFile[]> {
-    if (ctx.segments[0]?.name !== 'kernel') throw new DockyardError('E_SPEC_INVALID', 'tar-kernel-initrd needs a kernel in the spec');
+    // The tar needs each member's size up front: the parts are written aside first.
+    const parts = await prepareBootParts(ctx, 'tar-kernel-initrd');
     const outs = new Outputs(ctx);
-    const scratch = await mkdtemp(join(ctx.segmentCacheDir ?? ctx.dir, '.tki-'));
     try {
-      // The tar needs each member's size up front: write the parts aside first.
-      const parts = new Outputs({ ...ctx, dir: scratch, outFile: undefined });
-      const k = await parts.create('kernel');
-      const i = await parts.create('initrd.img');
-      const r = await writeKernelInitrd(ctx, k.sink, i.sink, 'tar-kernel-initrd', `${ctx.name}-initrd.tar`);
-      const c = await parts.create('cmdline');
-      await c.sink.write(r.cmdline);
-      await parts.commit('tar-kernel-initrd-part');
       const o = await outs.create(`${ctx.name}-initrd.tar`, true);
       ctx.emit({ kind: 'output-start', format: 'tar-kernel-initrd', file: o.path });
-      for (const name of ['kernel', 'initrd.img', 'cmdline']) {
-        const p = join(scratch, name);
-        const size = (await stat(p)).size;
+      const cmdline = Buffer.from(parts.cmdline);
+      for (const [name, path, size] of [['kernel', parts.kernel, parts.kernelSize], ['initrd.img', parts.initrd, parts.initrdSize]] as const) {
         await o.sink.write(tarHeader({ path: name, type: 'file', mode: 0o644, uid: 0, gid: 0, size }, ctx.epoch));
-        await copyFile(p, o.sink, ctx.signal);
+        await copyFile(path, o.sink, ctx.signal);
         await o.sink.write(Buffer.alloc((512 - (size % 512)) % 512));
       }
+      await writeTarEntry(o.sink, { path: 'cmdline', type: 'file', mode: 0o644, uid: 0, gid: 0, size: cmdline.length, body: cmdline }, ctx.epoch);
       await o.sink.write(END_OF_ARCHIVE);
       return await outs.commit('tar-kernel-initrd');
     } catch (e) {
       await outs.abort();
       throw e;
     } finally {
-      await rm(scratch, { recursive: true, force: true });
+      await parts.cleanup();
     }
   },
 };

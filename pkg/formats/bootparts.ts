@@ -1,0 +1,48 @@
+/**
+ * What bootable formats start from: the kernel, the initrd (ucode first) and
+ * the command line of the build, written once into scratch files with the
+ * kernel+initrd writer (so its per-segment cache serves every format).
+ */
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DockyardError } from '../errors.js';
+import type { FormatContext } from './format.js';
+import { Outputs } from './output.js';
+import { writeKernelInitrd } from './initrd/initrd.js';
+
+export interface BootParts {
+  dir: string;
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  kernelSize: number;
+  initrdSize: number;
+  cleanup(): Promise<void>;
+}
+
+export async function prepareBootParts(ctx: FormatContext, format: string): Promise<BootParts> {
+  if (ctx.segments[0]?.name !== 'kernel') throw new DockyardError('E_SPEC_INVALID', `${format} needs a kernel in the spec`);
+  const dir = await mkdtemp(join(ctx.tmpDir ?? ctx.segmentCacheDir ?? ctx.dir, `.${format}-`));
+  const cleanup = () => rm(dir, { recursive: true, force: true });
+  try {
+    const parts = new Outputs({ ...ctx, dir, outFile: undefined, emit: () => {} });
+    const k = await parts.create('kernel');
+    const i = await parts.create('initrd.img');
+    const r = await writeKernelInitrd(ctx, k.sink, i.sink, format, format);
+    await parts.commit(format);
+    const kernel = join(dir, 'kernel');
+    const initrd = join(dir, 'initrd.img');
+    return {
+      dir,
+      kernel,
+      initrd,
+      cmdline: r.cmdline.toString('utf8'),
+      kernelSize: (await stat(kernel)).size,
+      initrdSize: (await stat(initrd)).size,
+      cleanup,
+    };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
