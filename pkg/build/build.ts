@@ -104,7 +104,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   lap('load');
 
   const cache = new Cache(opts.cacheDir);
-  const componentRefs = new Map(componentNames.map((n) => [n, componentRef(n, opts.components)]));
+  const componentRefs = new Map(componentNames.map((n) => [n, componentRef(n, { ...spec.components, ...opts.components })]));
   const resolveOpts = {
     cache,
     arch: opts.arch,

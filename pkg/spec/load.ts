@@ -171,6 +171,7 @@ interface Origin {
 
 interface Merged {
   raw: Obj;
+  components?: Record<string, string>;
   kernelOrigin?: Origin;
   items: Record<'init' | 'onboot' | 'onshutdown' | 'services' | 'files' | 'volumes', { value: unknown; at: Origin }[]>;
 }
@@ -181,9 +182,11 @@ function merge(files: Parsed[]): Merged {
   let kernel: Obj | undefined;
   let kernelOrigin: Origin | undefined;
   const present = new Set<string>();
+  let components: Record<string, string> | undefined;
   for (const p of files) {
     const d = p.data;
     for (const k of Object.keys(d)) present.add(k);
+    if (isObj(d.components)) components = { ...components, ...(d.components as Record<string, string>) };
     if (isObj(d.kernel)) {
       kernel ??= {};
       for (const f of ['image', 'cmdline', 'binary'] as const) {
@@ -204,7 +207,8 @@ function merge(files: Parsed[]): Merged {
   for (const k of Object.keys(items) as (keyof Merged['items'])[]) {
     if (present.has(k)) raw[k] = items[k].map((i) => i.value);
   }
-  return { raw, kernelOrigin, items };
+  if (components) raw.components = components;
+  return { raw, kernelOrigin, items, components };
 }
 
 function orderKeys(o: Obj, order: string[]): Obj {
@@ -384,6 +388,7 @@ function loadChecked(inputs: SpecInput[], opts: LoadOptions, problems: SpecProbl
     services: m.items.services.map(toImage),
     files: m.items.files.map((it) => ({ ...(it.value as Omit<FileSpec, 'baseDir'>), baseDir: it.at.p.baseDir, pos: pos(it.at.p, it.at.path) })),
     volumes: m.items.volumes.map((it) => ({ ...(it.value as VolumeSpec), pos: pos(it.at.p, it.at.path) })),
+    components: m.components,
     raw: m.raw,
     sources: inputs.map((i) => i.file),
   };

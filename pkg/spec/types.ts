@@ -142,6 +142,8 @@ export interface Spec {
   services: ImageSpec[];
   files: FileSpec[];
   volumes: VolumeSpec[];
+  /** dockyard addition: bootloader component overrides (name → image reference). */
+  components?: Record<string, string>;
   /** The merged spec as plain data, for `--dry-run` and the `metadata` files entry. */
   raw: Record<string, unknown>;
   /** Spec files in the order given. */

@@ -37,6 +37,7 @@ describe('bad inputs give one clear line', () => {
     ['malformed.yml', 'onboot:\n  - name: x\n    image: [unclosed\n', /malformed\.yml:\d+:\d+: /],
     ['unknown.yml', 'onboot:\n  - name: x\n    image: busybox\n    colour: red\n', /unknown\.yml:4:5: .*colour/],
     ['wrongtype.yml', 'onboot:\n  - name: x\n    image: busybox\n    readonly: "yes"\n', /wrongtype\.yml:4:\d+: .*readonly/],
+    ['component.yml', 'components:\n  grub: x\nonboot:\n  - name: x\n    image: busybox\n', /component\.yml:2:3: .*grub/],
     // LinuxKit accepts a read-only volume only bound with exactly ":ro".
     ['rovolume.yml', 'volumes:\n  - name: data\n    readonly: true\nonboot:\n  - name: x\n    image: busybox\n    binds:\n      - data:/d:ro,rshared\n', /rovolume\.yml:8:\d+: .*read-only.*"data:\/d:ro"/],
   ];
