@@ -1,0 +1,197 @@
+/**
+ * What every virtual-disk container starts from: a planned raw disk
+ * (`{ size, write(sink) }`) and, for the sparse containers, a map of which
+ * 64 KiB chunks hold anything but zeros.
+ *
+ * `spoolRaw` streams the raw disk once into a sparse scratch file (zero
+ * chunks are never written, so the file takes only the space of the data),
+ * marks the non-zero chunks and derives a content id; the containers then
+ * lay out their metadata up front and copy the chunks back in order.
+ * `ChunkScanner` does the same marking and id without the file, for
+ * containers that stream the raw bytes straight through (fixed VHD).
+ *
+ * 64 KiB is the qcow2 cluster and the VMDK grain; a dynamic VHD block is 32
+ * of them.
+ */
+import { open, mkdtemp, rm, type FileHandle } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { join } from 'node:path';
+import { DockyardError } from '../errors.js';
+import type { ByteSink } from '../archive/sink.js';
+
+export const CHUNK = 64 * 1024;
+export const SECTOR = 512;
+const ZERO_CHUNK = Buffer.alloc(CHUNK);
+
+/** A raw disk image, planned: exactly `size` bytes are written by `write`. */
+export interface RawDisk {
+  size: number;
+  write(sink: ByteSink): Promise<void>;
+}
+
+export interface ConvertOptions {
+  /** Seconds since 1970 (SOURCE_DATE_EPOCH): the only time that goes into a container. */
+  epoch: number;
+  /** Where the scratch copy of the raw disk goes (removed before returning). */
+  scratchDir: string;
+  signal?: AbortSignal;
+}
+
+export function isZero(b: Buffer): boolean {
+  if (b.length === CHUNK) return b.equals(ZERO_CHUNK);
+  return b.equals(ZERO_CHUNK.subarray(0, b.length));
+}
+
+export function checkRawSize(size: number, what: string): void {
+  if (!Number.isSafeInteger(size) || size <= 0 || size % SECTOR !== 0) {
+    throw new DockyardError('E_INTERNAL', `${what}: raw disk size ${size} is not a positive multiple of ${SECTOR} bytes`);
+  }
+}
+
+/**
+ * A sink that cuts the raw stream into 64 KiB chunks, marks the non-zero
+ * ones, hashes (size, index, bytes) of each non-zero chunk into a content id
+ * and hands non-zero chunks to `onData` (for the scratch file).
+ */
+export class ChunkScanner implements ByteSink {
+  pos = 0;
+  readonly nonzero: Uint8Array;
+  private readonly hash: Hash = createHash('sha256');
+  private cur = Buffer.alloc(CHUNK);
+  private fill = 0;
+  private index = 0;
+
+  constructor(
+    readonly size: number,
+    private readonly onData?: (chunk: Buffer, offset: number) => Promise<void>,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.nonzero = new Uint8Array(Math.ceil(size / CHUNK));
+    const s = Buffer.alloc(8);
+    s.writeBigUInt64BE(BigInt(size));
+    this.hash.update('dockyard-vdisk\0');
+    this.hash.update(s);
+  }
+
+  async write(b: Buffer): Promise<void> {
+    this.signal?.throwIfAborted();
+    if (this.pos + b.length > this.size) throw new DockyardError('E_INTERNAL', `raw disk wrote more than its planned ${this.size} bytes`);
+    this.pos += b.length;
+    let off = 0;
+    while (off < b.length) {
+      if (this.fill === 0 && b.length - off >= CHUNK) {
+        await this.chunk(b.subarray(off, off + CHUNK));
+        off += CHUNK;
+        continue;
+      }
+      const n = Math.min(CHUNK - this.fill, b.length - off);
+      b.copy(this.cur, this.fill, off, off + n);
+      this.fill += n;
+      off += n;
+      if (this.fill === CHUNK) {
+        await this.chunk(this.cur);
+        this.fill = 0;
+      }
+    }
+  }
+
+  private async chunk(c: Buffer): Promise<void> {
+    const i = this.index++;
+    if (isZero(c)) return;
+    this.nonzero[i] = 1;
+    const h = Buffer.alloc(8);
+    h.writeBigUInt64BE(BigInt(i));
+    this.hash.update(h);
+    this.hash.update(c);
+    if (this.onData) await this.onData(c, i * CHUNK);
+  }
+
+  /** Flush the last partial chunk; check the size; the content id (sha256). */
+  async finish(): Promise<Buffer> {
+    if (this.pos !== this.size) throw new DockyardError('E_INTERNAL', `raw disk wrote ${this.pos} bytes, planned ${this.size}`);
+    if (this.fill > 0) {
+      this.cur.fill(0, this.fill);
+      await this.chunk(this.cur);
+      this.fill = 0;
+    }
+    return this.hash.digest();
+  }
+}
+
+/** The raw disk in a sparse scratch file, with its chunk map and content id. */
+export interface Spooled {
+  size: number;
+  /** One byte per 64 KiB chunk: 1 if it holds anything but zeros. */
+  nonzero: Uint8Array;
+  /** sha256 over the size and the non-zero chunks (index + bytes). */
+  id: Buffer;
+  /** `len` bytes at `pos` (zeros past the end of the disk). */
+  read(pos: number, len: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+export async function spoolRaw(raw: RawDisk, scratchDir: string, signal?: AbortSignal): Promise<Spooled> {
+  const dir = await mkdtemp(join(scratchDir, '.vdisk-'));
+  let fh: FileHandle | undefined;
+  const close = async (): Promise<void> => {
+    await fh?.close().catch(() => {});
+    fh = undefined;
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    fh = await open(join(dir, 'raw'), 'w+');
+    const f = fh;
+    const scan = new ChunkScanner(
+      raw.size,
+      async (c, off) => {
+        await f.write(c, 0, c.length, off);
+      },
+      signal,
+    );
+    await raw.write(scan);
+    const id = await scan.finish();
+    await f.truncate(raw.size);
+    return {
+      size: raw.size,
+      nonzero: scan.nonzero,
+      id,
+      async read(pos: number, len: number): Promise<Buffer> {
+        const b = Buffer.alloc(len);
+        let done = 0;
+        while (done < len && pos + done < raw.size) {
+          const { bytesRead } = await f.read(b, done, Math.min(len - done, raw.size - pos - done), pos + done);
+          if (bytesRead === 0) break;
+          done += bytesRead;
+        }
+        return b;
+      },
+      close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/** Copy the non-zero chunks of [from, to) chunk indices in runs of up to 1 MiB. */
+export async function* nonzeroRuns(sp: Spooled, from = 0, to = sp.nonzero.length): AsyncGenerator<{ index: number; count: number }> {
+  let i = from;
+  while (i < to) {
+    if (!sp.nonzero[i]) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < to && sp.nonzero[j] && j - i < 16) j++;
+    yield { index: i, count: j - i };
+    i = j;
+  }
+}
+
+/** A GUID-shaped 16 bytes from a content id and a purpose (RFC 4122 version 5 style bits). */
+export function derivedUuid(id: Buffer, purpose: string): Buffer {
+  const u = createHash('sha256').update(purpose).update('\0').update(id).digest().subarray(0, 16);
+  u[6] = (u[6] & 0x0f) | 0x50;
+  u[8] = (u[8] & 0x3f) | 0x80;
+  return Buffer.from(u);
+}
