@@ -3,11 +3,13 @@ import { DockyardError } from '../errors.js';
 import type { Format } from './format.js';
 import { tarFormat } from './tar/tar.js';
 import { kernelInitrdFormat, tarKernelInitrdFormat } from './initrd/initrd.js';
+import { ukiFormat } from './uki/index.js';
 
 const formats = new Map<string, Format>([
   [tarFormat.name, tarFormat],
   [kernelInitrdFormat.name, kernelInitrdFormat],
   [tarKernelInitrdFormat.name, tarKernelInitrdFormat],
+  [ukiFormat.name, ukiFormat],
 ]);
 
 export const formatNames: string[] = [...formats.keys()];
