@@ -4,6 +4,9 @@
  * exits, or at the timeout; qemu is killed by its PID in the first and last cases.
  */
 import { spawn } from 'node:child_process';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export type QemuArch = 'amd64' | 'arm64';
 
@@ -56,6 +59,11 @@ export function qemuCommand(o: BootOptions): { bin: string; args: string[] } {
 
 export function bootKernel(o: BootOptions): Promise<BootResult> {
   const { bin, args } = qemuCommand(o);
+  return runQemu(bin, args, o);
+}
+
+/** Spawn qemu, collect the console until `until`, exit or timeout (killed by PID). */
+export function runQemu(bin: string, args: string[], o: { timeoutMs: number; until?: RegExp }): Promise<BootResult> {
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -100,4 +108,50 @@ export function bootKernel(o: BootOptions): Promise<BootResult> {
     // 'close' waits for the pipes to drain, so the console is complete.
     child.on('close', () => finish('exit'));
   });
+}
+
+export interface DiskBootOptions {
+  arch: QemuArch;
+  /** The disk image; opened with snapshot=on, so the file is never written. */
+  disk: string;
+  /** qemu's name for the container: raw, qcow2, vpc (VHD), vmdk. */
+  format: 'raw' | 'qcow2' | 'vpc' | 'vmdk';
+  timeoutMs: number;
+  until?: RegExp;
+  memoryMB?: number;
+  extraArgs?: string[];
+}
+
+/** UEFI firmware: code (read-only) and the variable store template copied per boot. */
+export const UEFI_FIRMWARE: Record<QemuArch, { code: string; vars: string }> = {
+  amd64: { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' },
+  arm64: { code: '/usr/share/AAVMF/AAVMF_CODE.fd', vars: '/usr/share/AAVMF/AAVMF_VARS.fd' },
+};
+
+/** Boot a disk image through UEFI (OVMF / AAVMF) from a virtio disk; a fresh copy of the variables each time. */
+export async function bootDiskUefi(o: DiskBootOptions): Promise<BootResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'dockyard-fw-'));
+  try {
+    const fw = UEFI_FIRMWARE[o.arch];
+    const vars = join(dir, 'vars.fd');
+    await copyFile(fw.vars, vars);
+    const common = [
+      '-accel', 'tcg',
+      '-m', String(o.memoryMB ?? 512),
+      '-nodefaults',
+      '-display', 'none',
+      '-serial', 'stdio',
+      '-monitor', 'none',
+      '-no-reboot',
+      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${fw.code}`,
+      '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
+      '-drive', `if=virtio,format=${o.format},snapshot=on,file=${o.disk}`,
+      ...(o.extraArgs ?? []),
+    ];
+    const bin = o.arch === 'amd64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64';
+    const machine = o.arch === 'amd64' ? ['-M', 'q35'] : ['-M', 'virt', '-cpu', 'cortex-a57'];
+    return await runQemu(bin, [...machine, ...common], o);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
