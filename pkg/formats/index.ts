@@ -4,12 +4,24 @@ import type { Format } from './format.js';
 import { tarFormat } from './tar/tar.js';
 import { kernelInitrdFormat, tarKernelInitrdFormat } from './initrd/initrd.js';
 import { ukiFormat } from './uki/index.js';
+import { rawEfiFormat } from './raw-efi/index.js';
+import { isoBiosFormat } from './iso-bios/index.js';
+import { qcow2EfiFormat, vhdFormat, dynamicVhdFormat, vmdkFormat, azureFormat, gcpFormat, awsFormat } from './vdisk/index.js';
 
 const formats = new Map<string, Format>([
   [tarFormat.name, tarFormat],
   [kernelInitrdFormat.name, kernelInitrdFormat],
   [tarKernelInitrdFormat.name, tarKernelInitrdFormat],
   [ukiFormat.name, ukiFormat],
+  [rawEfiFormat.name, rawEfiFormat],
+  [isoBiosFormat.name, isoBiosFormat],
+  [qcow2EfiFormat.name, qcow2EfiFormat],
+  [vhdFormat.name, vhdFormat],
+  [dynamicVhdFormat.name, dynamicVhdFormat],
+  [vmdkFormat.name, vmdkFormat],
+  [azureFormat.name, azureFormat],
+  [gcpFormat.name, gcpFormat],
+  [awsFormat.name, awsFormat],
 ]);
 
 export const formatNames: string[] = [...formats.keys()];

@@ -1,0 +1,89 @@
+/**
+ * Bootable ISOs of a build: the tree and El Torito entries the iso-*
+ * formats write. BIOS: ISOLINUX (no emulation, 4 virtual sectors, boot
+ * information table) with ldlinux.c32 beside it and an isolinux.cfg booting
+ * /kernel with /initrd.img; an isohybrid MBR so the image also boots from a
+ * disk. UEFI: an El Torito EFI image (a FAT filesystem, hidden from the
+ * tree as LinuxKit's `-hide boot.img` does) — alone, or as the second
+ * platform beside ISOLINUX, where the hybrid MBR also points a partition of
+ * type 0xEF at it.
+ */
+import { createHash } from 'node:crypto';
+import type { ByteSink } from '../archive/sink.js';
+import { copyFile } from '../formats/output.js';
+import { planIso, type IsoBootEntry, type IsoNode, type IsoPlan } from './iso.js';
+import { HYBRID_ALIGN, isohybridMbr } from './hybrid.js';
+
+/** Where the syslinux component keeps what an ISO needs (Debian's isolinux and syslinux-common). */
+export const SYSLINUX_FILES = {
+  isolinux: 'usr/lib/ISOLINUX/isolinux.bin',
+  isohdpfx: 'usr/lib/ISOLINUX/isohdpfx.bin',
+  ldlinux: 'usr/lib/syslinux/modules/bios/ldlinux.c32',
+} as const;
+
+export const VOLUME_ID = 'DOCKYARD';
+
+/** isolinux.cfg: serial console, no prompt, boots /kernel with /initrd.img and the build's command line. */
+export function isolinuxCfg(cmdline: string): string {
+  return ['SERIAL 0 115200', 'DEFAULT linux', 'PROMPT 0', 'TIMEOUT 0', 'LABEL linux', '  KERNEL /kernel', '  INITRD /initrd.img', `  APPEND ${cmdline}`, ''].join('\n');
+}
+
+export interface BootIsoInput {
+  epoch: number;
+  kernel: { path: string; size: number };
+  initrd: { path: string; size: number };
+  cmdline: string;
+  bios?: { isolinux: Buffer; ldlinux: Buffer; isohdpfx: Buffer };
+  efi?: { size: number; write(sink: ByteSink): Promise<void> };
+  /** Stable inputs the disk signature is derived from (segment keys, cmdline, epoch). */
+  seed: string[];
+}
+
+const streamed = (path: string, file: { path: string; size: number }): IsoNode => ({
+  type: 'file',
+  path,
+  size: file.size,
+  write: (s) => copyFile(file.path, s),
+});
+
+export function planBootIso(o: BootIsoInput): IsoPlan {
+  const nodes: IsoNode[] = [];
+  const entries: IsoBootEntry[] = [];
+  if (o.bios) {
+    const cfg = Buffer.from(isolinuxCfg(o.cmdline));
+    nodes.push(
+      { type: 'file', path: 'isolinux/isolinux.bin', size: o.bios.isolinux.length, data: o.bios.isolinux },
+      { type: 'file', path: 'isolinux/ldlinux.c32', size: o.bios.ldlinux.length, data: o.bios.ldlinux },
+      { type: 'file', path: 'isolinux/isolinux.cfg', size: cfg.length, data: cfg },
+      streamed('kernel', o.kernel),
+      streamed('initrd.img', o.initrd),
+    );
+    entries.push({ platform: 'bios', path: 'isolinux/isolinux.bin', loadSectors: 4, bootInfoTable: true });
+  }
+  if (o.efi) {
+    nodes.push({ type: 'file', path: 'boot.img', size: o.efi.size, write: o.efi.write, hidden: true });
+    entries.push({ platform: 'efi', path: 'boot.img' });
+  }
+  const bios = o.bios;
+  const diskId = createHash('sha256').update(['dockyard-iso', ...o.seed].join('\0')).digest().readUInt32LE(0);
+  return planIso({
+    nodes,
+    epoch: o.epoch,
+    volumeId: VOLUME_ID,
+    boot: { catalog: bios ? { path: 'isolinux/boot.cat' } : { path: 'boot.catalog', hidden: true }, entries },
+    ...(bios
+      ? {
+          padTo: HYBRID_ALIGN,
+          systemArea: (l) =>
+            isohybridMbr({
+              code: bios.isohdpfx,
+              loader: bios.isolinux,
+              loaderLba: l.lbaOf('isolinux/isolinux.bin'),
+              size: l.size,
+              diskId,
+              efi: o.efi ? { lba: l.lbaOf('boot.img'), size: l.sizeOf('boot.img') } : undefined,
+            }),
+        }
+      : {}),
+  });
+}

@@ -1,0 +1,80 @@
+/**
+ * isohybrid: an MBR in the ISO's system area so the same image boots from
+ * a USB stick. Layout of the 512-byte sector (syslinux's isohybrid
+ * conventions over the classic MBR):
+ *   0–431    boot code (isohdpfx.bin: loads isolinux.bin by the LBA below)
+ *   432–439  LBA of isolinux.bin in 512-byte sectors, 64-bit LE
+ *   440–443  disk signature
+ *   444–445  zero
+ *   446–509  four partition entries (16 bytes each)
+ *   510–511  55 AA
+ * Partitions: 1 = the whole image, active, type 0x17 as isohybrid writes
+ * it, or 0x00 when there is an EFI image (so UEFI firmware does not reject
+ * it as overlapping partition 2; xorriso's convention for hybrid BIOS/UEFI
+ * images), 2 = the El Torito EFI image,
+ * type 0xEF (EFI System Partition), which a UEFI firmware booting from disk
+ * mounts to find \EFI\BOOT\BOOT*.EFI. CHS in the 64-head, 32-sector
+ * geometry isohybrid uses; the image is a multiple of 1 MiB (one cylinder).
+ */
+import { DockyardError } from '../errors.js';
+
+export const HYBRID_ALIGN = 64 * 32 * 512;
+/** isolinux.bin carries this at byte 0x40 when it supports isohybrid booting. */
+export const ISOHYBRID_MAGIC = 0x7078c0fb;
+
+function chs(lba: number): Buffer {
+  const heads = 64;
+  const spt = 32;
+  let c = Math.floor(lba / (heads * spt));
+  let h = Math.floor(lba / spt) % heads;
+  let s = (lba % spt) + 1;
+  if (c > 1023) {
+    c = 1023;
+    h = 63;
+    s = 32;
+  }
+  return Buffer.from([h, s | ((c >> 2) & 0xc0), c & 0xff]);
+}
+
+function partEntry(active: boolean, type: number, start: number, count: number): Buffer {
+  const b = Buffer.alloc(16);
+  b[0] = active ? 0x80 : 0; // boot indicator
+  chs(start).copy(b, 1); // CHS of first sector
+  b[4] = type; // partition type
+  chs(start + count - 1).copy(b, 5); // CHS of last sector
+  b.writeUInt32LE(start, 8); // LBA of first sector
+  b.writeUInt32LE(count, 12); // number of sectors
+  return b;
+}
+
+export interface HybridMbrInput {
+  /** isohdpfx.bin (first 432 bytes used). */
+  code: Buffer;
+  /** isolinux.bin's bytes (checked for the isohybrid signature). */
+  loader?: Buffer;
+  /** isolinux.bin's LBA in 2048-byte blocks. */
+  loaderLba: number;
+  /** Image size in bytes (a multiple of HYBRID_ALIGN). */
+  size: number;
+  diskId: number;
+  /** The El Torito EFI image, in 2048-byte blocks and bytes. */
+  efi?: { lba: number; size: number };
+}
+
+export function isohybridMbr(o: HybridMbrInput): Buffer {
+  if (o.code.length < 432) throw new DockyardError('E_IMAGE_NOT_FOUND', `isohdpfx.bin is ${o.code.length} bytes; want at least 432`);
+  if (o.loader && (o.loader.length < 0x44 || o.loader.readUInt32LE(0x40) !== ISOHYBRID_MAGIC)) {
+    throw new DockyardError('E_IMAGE_NOT_FOUND', 'isolinux.bin lacks the isohybrid signature (syslinux 3.72 or later is needed)');
+  }
+  const b = Buffer.alloc(512);
+  o.code.copy(b, 0, 0, 432);
+  b.writeUInt32LE(o.loaderLba * 4, 432);
+  b.writeUInt32LE(0, 436);
+  b.writeUInt32LE(o.diskId >>> 0, 440);
+  const sectors512 = o.size / 512;
+  partEntry(true, o.efi ? 0x00 : 0x17, 0, sectors512).copy(b, 446);
+  if (o.efi) partEntry(false, 0xef, o.efi.lba * 4, Math.ceil(o.efi.size / 512)).copy(b, 462);
+  b[510] = 0x55;
+  b[511] = 0xaa;
+  return b;
+}
