@@ -15,6 +15,7 @@ import { Cache } from '../pkg/cache/index.js';
 import { formatNames } from '../pkg/formats/index.js';
 import { createReporter } from './progress.js';
 import { parseComponentFlags } from '../pkg/components/components.js';
+import { registerRun } from './run.js';
 
 let debug = false;
 
@@ -213,6 +214,8 @@ cache
   .action(async (ref: string, o) => {
     await new Cache(cacheDir()).export(ref, resolve(o.output));
   });
+
+registerRun(program);
 
 async function main(): Promise<void> {
   try {
