@@ -6,6 +6,7 @@ import { kernelInitrdFormat, tarKernelInitrdFormat } from './initrd/initrd.js';
 import { ukiFormat } from './uki/index.js';
 import { rawEfiFormat } from './raw-efi/index.js';
 import { isoBiosFormat } from './iso-bios/index.js';
+import { isoEfiFormat } from './iso-efi/index.js';
 import { qcow2EfiFormat, vhdFormat, dynamicVhdFormat, vmdkFormat, azureFormat, gcpFormat, awsFormat } from './vdisk/index.js';
 
 const formats = new Map<string, Format>([
@@ -15,6 +16,7 @@ const formats = new Map<string, Format>([
   [ukiFormat.name, ukiFormat],
   [rawEfiFormat.name, rawEfiFormat],
   [isoBiosFormat.name, isoBiosFormat],
+  [isoEfiFormat.name, isoEfiFormat],
   [qcow2EfiFormat.name, qcow2EfiFormat],
   [vhdFormat.name, vhdFormat],
   [dynamicVhdFormat.name, dynamicVhdFormat],
