@@ -1,0 +1,119 @@
+/**
+ * The formats that wrap the raw EFI disk (GPT + FAT ESP holding the UKI,
+ * pkg/formats/raw-efi) in a container, with LinuxKit's output names
+ * (moby/build/output.go) where it has the format:
+ *
+ *   qcow2-efi    NAME-efi.qcow2      qcow2 v3, sparse             (pkg/vdisk/qcow2.ts)
+ *   vhd          NAME.vhd            fixed VHD                    (pkg/vdisk/vhd.ts)
+ *   dynamic-vhd  NAME.vhd            dynamic VHD, 2 MiB blocks    (pkg/vdisk/vhd.ts)
+ *   vmdk         NAME.vmdk           streamOptimized VMDK         (pkg/vdisk/vmdk.ts)
+ *   azure        NAME-azure.vhd      fixed VHD, size a multiple of 1 MiB (Azure's rule)
+ *   gcp          NAME.img.tar.gz     disk.raw in a GNU tar, gzip  (pkg/vdisk/gcp.ts)
+ *   aws          NAME.raw            the raw disk (for EC2 import-snapshot)
+ *
+ * Each plans the raw disk once and streams it through its converter; the
+ * sparse containers spool it to a scratch file first (pkg/vdisk/spool.ts).
+ */
+import { basename } from 'node:path';
+import type { Format, FormatContext, OutputFile } from '../format.js';
+import type { ByteSink } from '../../archive/sink.js';
+import { DockyardError } from '../../errors.js';
+import { Outputs } from '../output.js';
+import { writeQcow2 } from '../../vdisk/qcow2.js';
+import { writeDynamicVhd, writeFixedVhd } from '../../vdisk/vhd.js';
+import { writeVmdk } from '../../vdisk/vmdk.js';
+import { writeGcpTarGz } from '../../vdisk/gcp.js';
+import type { RawDisk } from '../../vdisk/spool.js';
+
+const MiB = 1024 * 1024;
+
+interface PlannedRaw extends RawDisk {
+  cleanup(): Promise<void>;
+}
+
+type Convert = (raw: RawDisk, sink: ByteSink, o: { epoch: number; scratchDir: string; signal?: AbortSignal; fileName: string }) => Promise<void>;
+
+interface VdiskSpec {
+  name: string;
+  file: (name: string) => string;
+  convert: Convert;
+  /** Disk size must be a multiple of this many bytes (azure: 1 MiB). */
+  align?: number;
+}
+
+/**
+ * The raw-efi writer, loaded when first needed (it lands separately; until it
+ * does, these formats fail with one clear line).
+ */
+const RAW_EFI_MODULE = '../raw-efi/index.js';
+async function planRawEfi(ctx: FormatContext, format: string): Promise<PlannedRaw> {
+  let m: { planRawEfi?: (ctx: FormatContext) => Promise<PlannedRaw> };
+  try {
+    m = (await import(RAW_EFI_MODULE)) as typeof m;
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes('raw-efi')) m = {};
+    else throw e;
+  }
+  if (!m.planRawEfi) throw new DockyardError('E_UNSUPPORTED_FORMAT', `${format} wraps the raw-efi disk, and this build has no raw-efi writer yet`);
+  return m.planRawEfi(ctx);
+}
+
+const roundUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+/** Plan the raw EFI disk; with `align`, a size that is a multiple of it (re-planned if the default is not). */
+async function planAligned(ctx: FormatContext, format: string, align: number | undefined): Promise<PlannedRaw> {
+  if (!align) return planRawEfi(ctx, format);
+  const want = ctx.diskSize === undefined ? undefined : roundUp(ctx.diskSize, align);
+  const p = await planRawEfi({ ...ctx, diskSize: want }, format);
+  if (p.size % align === 0) return p;
+  await p.cleanup();
+  return planRawEfi({ ...ctx, diskSize: roundUp(p.size, align) }, format);
+}
+
+function vdiskFormat(s: VdiskSpec): Format {
+  return {
+    name: s.name,
+    files: (name) => [s.file(name)],
+    arches: ['amd64', 'arm64'],
+    components: () => ['systemd-boot'],
+    async write(ctx: FormatContext): Promise<OutputFile[]> {
+      const raw = await planAligned(ctx, s.name, s.align);
+      const outs = new Outputs(ctx);
+      try {
+        if (s.align && raw.size % s.align !== 0) throw new DockyardError('E_INTERNAL', `${s.name}: disk size ${raw.size} is not a multiple of ${s.align}`);
+        const o = await outs.create(s.file(ctx.name), true);
+        ctx.emit({ kind: 'output-start', format: s.name, file: o.path });
+        const fileName = o.path === '-' ? s.file(ctx.name) : basename(o.path);
+        const scratchDir = ctx.tmpDir ?? ctx.segmentCacheDir ?? ctx.dir;
+        await s.convert(raw, o.sink, { epoch: ctx.epoch, scratchDir, signal: ctx.signal, fileName });
+        return await outs.commit(s.name);
+      } catch (e) {
+        await outs.abort();
+        throw e;
+      } finally {
+        await raw.cleanup();
+      }
+    },
+  };
+}
+
+const copyRaw: Convert = async (raw, sink, o) => {
+  let n = 0;
+  await raw.write({
+    async write(b: Buffer): Promise<void> {
+      o.signal?.throwIfAborted();
+      n += b.length;
+      await sink.write(b);
+    },
+  });
+  if (n !== raw.size) throw new DockyardError('E_INTERNAL', `aws: raw disk wrote ${n} bytes, planned ${raw.size}`);
+};
+
+export const qcow2EfiFormat = vdiskFormat({ name: 'qcow2-efi', file: (n) => `${n}-efi.qcow2`, convert: writeQcow2 });
+export const vhdFormat = vdiskFormat({ name: 'vhd', file: (n) => `${n}.vhd`, convert: writeFixedVhd });
+export const dynamicVhdFormat = vdiskFormat({ name: 'dynamic-vhd', file: (n) => `${n}.vhd`, convert: writeDynamicVhd });
+export const vmdkFormat = vdiskFormat({ name: 'vmdk', file: (n) => `${n}.vmdk`, convert: writeVmdk });
+export const azureFormat = vdiskFormat({ name: 'azure', file: (n) => `${n}-azure.vhd`, convert: writeFixedVhd, align: MiB });
+export const gcpFormat = vdiskFormat({ name: 'gcp', file: (n) => `${n}.img.tar.gz`, convert: writeGcpTarGz });
+export const awsFormat = vdiskFormat({ name: 'aws', file: (n) => `${n}.raw`, convert: copyRaw });
+

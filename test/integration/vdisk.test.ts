@@ -1,0 +1,174 @@
+/**
+ * The virtual-disk formats built from examples/hello.yml with the CLI:
+ * qcow2-efi boots under qemu through OVMF (amd64) and AAVMF (arm64), the
+ * fixed VHD and the streamOptimized VMDK boot through OVMF (qemu reads vpc
+ * and vmdk); the onboot markers are read on the serial console. Every output
+ * holds exactly the raw-efi disk of the same build (qemu-img compare, GNU tar
+ * for gcp, cmp for aws), passes `qemu-img check` where qemu has one, is named
+ * by `qemu-img info` with the disk's size, and a second build gives identical
+ * bytes.
+ *
+ * These formats wrap raw-efi: until it is registered the suite is skipped.
+ */
+import { describe, it, expect, beforeAll } from 'vitest';
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dockyard, repoRoot } from '../harness/cli.js';
+import { bootDiskUefi } from '../harness/qemu.js';
+import { buildFixtures } from '../fixtures/build.js';
+import { formatNames } from '../../pkg/formats/index.js';
+import { vhdChecksum } from '../../pkg/vdisk/vhd.js';
+
+const hasRawEfi = formatNames.includes('raw-efi');
+const MiB = 1024 * 1024;
+const spec = join(repoRoot, 'examples/hello.yml');
+
+let work: string;
+let cache: string;
+
+async function sha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path)) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+async function build(arch: 'amd64' | 'arm64', formats: string[], dir: string): Promise<void> {
+  const b = await dockyard(['build', '--offline', '--cache', cache, '--arch', arch, '-f', formats.join(','), '--dir', dir, spec], { timeout: 600_000 });
+  expect(b.exitCode, b.stderr).toBe(0);
+}
+
+async function qemuInfo(path: string, fmt: string): Promise<{ format: string; 'virtual-size': number; 'format-specific'?: { data?: Record<string, unknown> } }> {
+  const r = await execa('qemu-img', ['info', '--output=json', '-f', fmt, path]);
+  return JSON.parse(r.stdout);
+}
+
+async function compareToRaw(raw: string, path: string, fmt: string): Promise<void> {
+  const r = await execa('qemu-img', ['compare', '-f', 'raw', '-F', fmt, raw, path], { reject: false });
+  expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+  expect(r.stdout).toMatch(/Images are identical/);
+}
+
+async function qemuCheck(path: string, fmt: string): Promise<void> {
+  const r = await execa('qemu-img', ['check', '-f', fmt, path], { reject: false });
+  expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+  expect(r.stdout).toMatch(/No errors were found/);
+}
+
+function expectMarkers(c: string, arch: 'amd64' | 'arm64'): void {
+  expect(c, c).toMatch(new RegExp(`dockyard-marker: hello from a read-only container on ${arch === 'amd64' ? 'x86_64' : 'aarch64'}`));
+  expect(c, c).toMatch(/dockyard-marker: overlay root is writable: written/);
+  expect(c, c).toMatch(/onboot writer exited 0/);
+}
+
+const AMD64 = ['raw-efi', 'qcow2-efi', 'vhd', 'vmdk', 'azure', 'gcp', 'aws'];
+
+describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
+  const dirs = { amd64: '', amd64Again: '', dynamic: '', arm64: '' };
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'dockyard-vdisk-'));
+    cache = join(work, 'cache');
+    const layout = join(work, 'layout');
+    await buildFixtures(layout, { full: false });
+    const r = await dockyard(['cache', '--cache', cache, 'import', layout]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    for (const k of Object.keys(dirs) as (keyof typeof dirs)[]) {
+      dirs[k] = join(work, k);
+      await mkdir(dirs[k], { recursive: true });
+    }
+    const t0 = Date.now();
+    await build('amd64', AMD64, dirs.amd64);
+    const t1 = Date.now();
+    // dynamic-vhd writes NAME.vhd too (as LinuxKit's does): its own directory.
+    await build('amd64', ['dynamic-vhd'], dirs.dynamic);
+    await build('arm64', ['raw-efi', 'qcow2-efi'], dirs.arm64);
+    console.log(`vdisk: amd64 ${AMD64.join(',')} built in ${t1 - t0} ms`);
+  }, 1_200_000);
+
+  it('amd64: every output holds the raw-efi disk and passes qemu-img', async () => {
+    const d = dirs.amd64;
+    const raw = join(d, 'hello-efi.img');
+    const rawSize = (await stat(raw)).size;
+
+    const q = await qemuInfo(join(d, 'hello-efi.qcow2'), 'qcow2');
+    expect(q.format).toBe('qcow2');
+    expect(q['virtual-size']).toBe(rawSize);
+    expect(q['format-specific']?.data?.compat).toBe('1.1');
+    await qemuCheck(join(d, 'hello-efi.qcow2'), 'qcow2');
+    await compareToRaw(raw, join(d, 'hello-efi.qcow2'), 'qcow2');
+    expect((await stat(join(d, 'hello-efi.qcow2'))).size, 'sparse').toBeLessThan(rawSize);
+
+    const v = await qemuInfo(join(d, 'hello.vhd'), 'vpc');
+    expect(v['virtual-size']).toBe(rawSize);
+    expect((await stat(join(d, 'hello.vhd'))).size).toBe(rawSize + 512);
+    await compareToRaw(raw, join(d, 'hello.vhd'), 'vpc');
+
+    const m = await qemuInfo(join(d, 'hello.vmdk'), 'vmdk');
+    expect(m['virtual-size']).toBe(rawSize);
+    expect(m['format-specific']?.data?.['create-type']).toBe('streamOptimized');
+    await qemuCheck(join(d, 'hello.vmdk'), 'vmdk');
+    await compareToRaw(raw, join(d, 'hello.vmdk'), 'vmdk');
+
+    const az = join(d, 'hello-azure.vhd');
+    const a = await qemuInfo(az, 'vpc');
+    expect(a['virtual-size'] % MiB, 'Azure wants a whole number of MiB').toBe(0);
+    const azFile = await readFile(az);
+    expect(azFile.length).toBe(a['virtual-size'] + 512);
+    const footer = azFile.subarray(azFile.length - 512);
+    expect(footer.toString('latin1', 0, 8)).toBe('conectix');
+    expect(footer.readUInt32BE(60), 'fixed disk').toBe(2);
+    expect(footer.readUInt32BE(64)).toBe(vhdChecksum(footer, 64));
+    if (a['virtual-size'] === rawSize) await compareToRaw(raw, az, 'vpc');
+
+    const x = join(work, 'gcp-x');
+    await mkdir(x, { recursive: true });
+    const list = await execa('tar', ['-tzf', join(d, 'hello.img.tar.gz')]);
+    expect(list.stdout.trim()).toBe('disk.raw');
+    await execa('tar', ['-xzf', join(d, 'hello.img.tar.gz'), '-C', x]);
+    expect(await sha256(join(x, 'disk.raw'))).toBe(await sha256(raw));
+
+    expect(await sha256(join(d, 'hello.raw'))).toBe(await sha256(raw));
+
+    const dyn = join(dirs.dynamic, 'hello.vhd');
+    const dv = await qemuInfo(dyn, 'vpc');
+    expect(dv['virtual-size']).toBe(rawSize);
+    await compareToRaw(raw, dyn, 'vpc');
+    const dynHead = (await readFile(dyn)).subarray(0, 1536);
+    expect(dynHead.readUInt32BE(60), 'dynamic disk').toBe(3);
+    expect(dynHead.readUInt32BE(512 + 36)).toBe(vhdChecksum(dynHead.subarray(512, 1536), 36));
+  }, 300_000);
+
+  it('arm64: qcow2-efi holds the raw-efi disk and passes qemu-img check', async () => {
+    const raw = join(dirs.arm64, 'hello-efi.img');
+    const q = join(dirs.arm64, 'hello-efi.qcow2');
+    expect((await qemuInfo(q, 'qcow2'))['virtual-size']).toBe((await stat(raw)).size);
+    await qemuCheck(q, 'qcow2');
+    await compareToRaw(raw, q, 'qcow2');
+  }, 120_000);
+
+  it('a second build gives identical bytes', async () => {
+    await build('amd64', AMD64, dirs.amd64Again);
+    for (const f of ['hello-efi.qcow2', 'hello.vhd', 'hello.vmdk', 'hello-azure.vhd', 'hello.img.tar.gz', 'hello.raw']) {
+      expect(await sha256(join(dirs.amd64Again, f)), f).toBe(await sha256(join(dirs.amd64, f)));
+    }
+  }, 600_000);
+
+  const boots: { name: string; arch: 'amd64' | 'arm64'; file: () => string; format: 'qcow2' | 'vpc' | 'vmdk' }[] = [
+    { name: 'qcow2-efi', arch: 'amd64', file: () => join(dirs.amd64, 'hello-efi.qcow2'), format: 'qcow2' },
+    { name: 'qcow2-efi', arch: 'arm64', file: () => join(dirs.arm64, 'hello-efi.qcow2'), format: 'qcow2' },
+    { name: 'vhd', arch: 'amd64', file: () => join(dirs.amd64, 'hello.vhd'), format: 'vpc' },
+    { name: 'vmdk', arch: 'amd64', file: () => join(dirs.amd64, 'hello.vmdk'), format: 'vmdk' },
+  ];
+  for (const b of boots) {
+    it(`${b.arch}: ${b.name} boots through UEFI and prints the onboot markers`, async () => {
+      const res = await bootDiskUefi({ arch: b.arch, disk: b.file(), format: b.format, timeoutMs: 180_000, until: /dockyard-init: onboot done/ });
+      expectMarkers(res.console, b.arch);
+      expect(res.reason, res.console).toBe('until');
+      console.log(`vdisk: ${b.arch} ${b.name} boot ${res.ms} ms`);
+    }, 240_000);
+  }
+});
