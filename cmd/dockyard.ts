@@ -40,6 +40,14 @@ function epochFromEnv(): number {
 const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 const collectOne = (v: string, prev: string[] = []) => [...prev, v];
 
+/** `--arch amd64`, `--arch amd64,arm64`. */
+function parseArches(s: string): Arch[] {
+  const list = [...new Set(s.split(',').map((a) => a.trim()).filter(Boolean))];
+  for (const a of list) if (a !== 'amd64' && a !== 'arm64') throw new DockyardError('E_UNSUPPORTED_ARCH', `unsupported architecture "${a}" (amd64, arm64)`);
+  if (list.length === 0) throw new DockyardError('E_USAGE', '--arch wants amd64, arm64 or amd64,arm64');
+  return list as Arch[];
+}
+
 /** `--size`: bytes, or a number with K/M/G/T (powers of 1024). */
 function parseSize(s: string): number {
   const m = /^(\d+)([KMGT]i?B?)?$/i.exec(s.trim());
@@ -77,7 +85,7 @@ program
   .option('-o, --o <file>', 'write the single output to FILE (- for stdout); default format becomes tar')
   .option('--dir <dir>', 'directory for outputs', '.')
   .option('--name <name>', 'base name of outputs (default: first spec file name)')
-  .addOption(new Option('--arch <arch>', 'target architecture').choices(['amd64', 'arm64']).default(hostArch()))
+  .option('--arch <arch>', 'target architecture: amd64, arm64, or both (amd64,arm64: outputs go to DIR/ARCH/)', hostArch())
   .option('--cache <dir>', 'image cache directory (env DOCKYARD_CACHE)', defaultCacheDir())
   .option('--pull', 'always pull images, even when cached')
   .option('--offline', 'never touch the network: every image must be cached')
@@ -107,32 +115,42 @@ program
     const onSignal = () => controller.abort(new DockyardError('E_INTERRUPTED', 'interrupted'));
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    const arches = parseArches(o.arch);
+    if (arches.length > 1 && o.o !== undefined) throw new DockyardError('E_USAGE', '-o writes one output: give one --arch');
     const reporter = createReporter({ tty: Boolean(process.stderr.isTTY) && !o.json, stream: process.stderr });
+    const results: ({ arch: Arch } & Awaited<ReturnType<typeof build>>)[] = [];
     try {
-      const result = await reporter.run(() =>
-        build({
-          inputs,
-          formats,
-          name: o.name ?? first,
-          dir: resolve(o.dir),
-          outFile: o.o === undefined ? undefined : o.o === '-' ? '-' : resolve(o.o),
-          stdout: process.stdout,
-          arch: o.arch,
-          cacheDir: resolve(o.cache),
-          pull: o.pull,
-          offline: o.offline,
-          insecureRegistries: o.insecureRegistry,
-          mirrors: parseMirrors(o.mirror),
-          epoch: epochFromEnv(),
-          sbom: o.sbom,
-          decompressKernel: o.decompressKernel,
-          components: parseComponentFlags(o.component),
-          diskSize: o.size === undefined ? undefined : parseSize(o.size),
-          emit: reporter.emit,
-          signal: controller.signal,
-        }),
-      );
-      if (o.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+      for (const arch of arches) {
+        const result = await reporter.run(() =>
+          build({
+            inputs,
+            formats,
+            name: o.name ?? first,
+            dir: arches.length > 1 ? resolve(o.dir, arch) : resolve(o.dir),
+            outFile: o.o === undefined ? undefined : o.o === '-' ? '-' : resolve(o.o),
+            stdout: process.stdout,
+            arch,
+            cacheDir: resolve(o.cache),
+            pull: o.pull,
+            offline: o.offline,
+            insecureRegistries: o.insecureRegistry,
+            mirrors: parseMirrors(o.mirror),
+            epoch: epochFromEnv(),
+            sbom: o.sbom,
+            decompressKernel: o.decompressKernel,
+            components: parseComponentFlags(o.component),
+            diskSize: o.size === undefined ? undefined : parseSize(o.size),
+            emit: reporter.emit,
+            signal: controller.signal,
+          }),
+        );
+        results.push({ arch, ...result });
+      }
+      if (o.json) process.stdout.write(JSON.stringify(arches.length > 1 ? results : results[0], null, 2) + '\n');
+    } catch (e) {
+      // One build of several failed: remove what the others wrote (no partial output).
+      await Promise.all(results.flatMap((r) => r.outputs.map((f) => rm(f.path, { force: true }))));
+      throw e;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

@@ -10,6 +10,7 @@ import type { Spec } from '../spec/types.js';
 import { Cache, resolveAll } from '../cache/index.js';
 import { plan, type PlannedComponent } from '../plan/plan.js';
 import { getFormat } from '../formats/index.js';
+import { releaseBootParts } from '../formats/bootparts.js';
 import { staticSegment } from '../rootfs/index.js';
 import { renderSbom, sbomPath } from '../sbom/sbom.js';
 import type { OutputFile, ProgressEvent } from '../formats/format.js';
@@ -176,6 +177,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     // No partial outputs: a failed build removes what earlier formats wrote.
     await Promise.all(outputs.map((o) => rm(o.path, { force: true })));
     throw e;
+  } finally {
+    await releaseBootParts(p.segments);
   }
   return { outputs, components: p.components, timings, warnings };
 }

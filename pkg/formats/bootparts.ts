@@ -2,6 +2,8 @@
  * What bootable formats start from: the kernel, the initrd (ucode first) and
  * the command line of the build, written once into scratch files with the
  * kernel+initrd writer (so its per-segment cache serves every format).
+ * Within one build they are written once and shared by every format that
+ * asks (keyed by the build's segment list); the build releases them.
  */
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,7 +22,27 @@ export interface BootParts {
   cleanup(): Promise<void>;
 }
 
-export async function prepareBootParts(ctx: FormatContext, format: string): Promise<BootParts> {
+const shared = new WeakMap<object, Promise<BootParts>>();
+
+/** The build's boot parts, written on first use; `cleanup()` of the result is a no-op (see releaseBootParts). */
+export function prepareBootParts(ctx: FormatContext, format: string): Promise<BootParts> {
+  let p = shared.get(ctx.segments);
+  if (!p) {
+    p = writeBootParts(ctx, format);
+    shared.set(ctx.segments, p);
+    p.catch(() => shared.delete(ctx.segments));
+  }
+  return p.then((b) => ({ ...b, cleanup: async () => {} }));
+}
+
+/** Remove the shared boot parts of a build (called once its formats are done). */
+export async function releaseBootParts(segments: object): Promise<void> {
+  const p = shared.get(segments);
+  shared.delete(segments);
+  if (p) await p.then((b) => b.cleanup()).catch(() => {});
+}
+
+async function writeBootParts(ctx: FormatContext, format: string): Promise<BootParts> {
   if (ctx.segments[0]?.name !== 'kernel') throw new DockyardError('E_SPEC_INVALID', `${format} needs a kernel in the spec`);
   const dir = await mkdtemp(join(ctx.tmpDir ?? ctx.segmentCacheDir ?? ctx.dir, `.${format}-`));
   const cleanup = () => rm(dir, { recursive: true, force: true });
