@@ -7,6 +7,7 @@ import { ukiFormat } from './uki/index.js';
 import { rawEfiFormat } from './raw-efi/index.js';
 import { isoBiosFormat } from './iso-bios/index.js';
 import { isoEfiFormat } from './iso-efi/index.js';
+import { isoHybridFormat } from './iso-hybrid/index.js';
 import { qcow2EfiFormat, vhdFormat, dynamicVhdFormat, vmdkFormat, azureFormat, gcpFormat, awsFormat } from './vdisk/index.js';
 
 const formats = new Map<string, Format>([
@@ -17,6 +18,7 @@ const formats = new Map<string, Format>([
   [rawEfiFormat.name, rawEfiFormat],
   [isoBiosFormat.name, isoBiosFormat],
   [isoEfiFormat.name, isoEfiFormat],
+  [isoHybridFormat.name, isoHybridFormat],
   [qcow2EfiFormat.name, qcow2EfiFormat],
   [vhdFormat.name, vhdFormat],
   [dynamicVhdFormat.name, dynamicVhdFormat],
