@@ -93,7 +93,7 @@ export function vmdkDescriptor(o: { capacity: number; cid: number; fileName: str
     '# The Disk Data Base',
     '#DDB',
     '',
-    'ddb.virtualHWVersion = "4"',
+    'ddb.virtualHWVersion = "6"', // as LinuxKit's (qemu-img -o compat6)
     `ddb.geometry.cylinders = "${cylinders}"`,
     `ddb.geometry.heads = "${heads}"`,
     `ddb.geometry.sectors = "${sectors}"`,

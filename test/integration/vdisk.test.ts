@@ -3,9 +3,10 @@
  * qcow2-efi boots under qemu through OVMF (amd64) and AAVMF (arm64), the
  * fixed VHD and the streamOptimized VMDK boot through OVMF (qemu reads vpc
  * and vmdk); the onboot markers are read on the serial console. Every output
- * holds exactly the raw-efi disk of the same build (qemu-img compare, GNU tar
- * for gcp, cmp for aws), passes `qemu-img check` where qemu has one, is named
- * by `qemu-img info` with the disk's size, and a second build gives identical
+ * else holds exactly the raw-efi disk of the same build (qemu-img compare; the
+ * same bytes for aws), passes `qemu-img check` where qemu has one and is named
+ * by `qemu-img info` with the disk's size; gcp's disk.raw (a whole GiB) is
+ * read back by GNU tar, sgdisk and sfdisk; a second build gives identical
  * bytes.
  *
  * These formats wrap raw-efi: until it is registered the suite is skipped.
@@ -14,7 +15,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { dockyard, repoRoot } from '../harness/cli.js';
@@ -25,6 +26,7 @@ import { vhdChecksum } from '../../pkg/vdisk/vhd.js';
 
 const hasRawEfi = formatNames.includes('raw-efi');
 const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 const spec = join(repoRoot, 'examples/hello.yml');
 
 let work: string;
@@ -124,12 +126,22 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
     expect(footer.readUInt32BE(64)).toBe(vhdChecksum(footer, 64));
     if (a['virtual-size'] === rawSize) await compareToRaw(raw, az, 'vpc');
 
+    // gcp: disk.raw alone in the archive, a whole number of GiB, a valid GPT with the ESP.
     const x = join(work, 'gcp-x');
     await mkdir(x, { recursive: true });
     const list = await execa('tar', ['-tzf', join(d, 'hello.img.tar.gz')]);
     expect(list.stdout.trim()).toBe('disk.raw');
     await execa('tar', ['-xzf', join(d, 'hello.img.tar.gz'), '-C', x]);
-    expect(await sha256(join(x, 'disk.raw'))).toBe(await sha256(raw));
+    const gcpRaw = join(x, 'disk.raw');
+    const gcpSize = (await stat(gcpRaw)).size;
+    expect(gcpSize % GiB, 'GCE wants whole GB').toBe(0);
+    expect(gcpSize).toBeGreaterThan(0);
+    const sg = await execa('sgdisk', ['-v', gcpRaw], { reject: false });
+    expect(sg.stdout, sg.stdout + sg.stderr).toMatch(/No problems found/);
+    const sf = JSON.parse((await execa('sfdisk', ['--json', gcpRaw])).stdout) as { partitiontable: { label: string; partitions: { type: string }[] } };
+    expect(sf.partitiontable.label).toBe('gpt');
+    expect(sf.partitiontable.partitions.map((p) => p.type)).toEqual(['C12A7328-F81F-11D2-BA4B-00A0C93EC93B']);
+    await rm(x, { recursive: true, force: true });
 
     expect(await sha256(join(d, 'hello.raw'))).toBe(await sha256(raw));
 

@@ -8,7 +8,8 @@
  *   dynamic-vhd  NAME.vhd            dynamic VHD, 2 MiB blocks    (pkg/vdisk/vhd.ts)
  *   vmdk         NAME.vmdk           streamOptimized VMDK         (pkg/vdisk/vmdk.ts)
  *   azure        NAME-azure.vhd      fixed VHD, size a multiple of 1 MiB (Azure's rule)
- *   gcp          NAME.img.tar.gz     disk.raw in a GNU tar, gzip  (pkg/vdisk/gcp.ts)
+ *   gcp          NAME.img.tar.gz     disk.raw in a GNU tar, gzip  (pkg/vdisk/gcp.ts); whole GiB (GCE's
+ *                                    disk sizes are whole GB; LinuxKit's gcp disk is 1G)
  *   aws          NAME.raw            the raw disk (for EC2 import-snapshot)
  *
  * Each plans the raw disk once and streams it through its converter; the
@@ -26,6 +27,7 @@ import { writeGcpTarGz } from '../../vdisk/gcp.js';
 import type { RawDisk } from '../../vdisk/spool.js';
 
 const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 
 interface PlannedRaw extends RawDisk {
   cleanup(): Promise<void>;
@@ -37,7 +39,7 @@ interface VdiskSpec {
   name: string;
   file: (name: string) => string;
   convert: Convert;
-  /** Disk size must be a multiple of this many bytes (azure: 1 MiB). */
+  /** Disk size must be a multiple of this many bytes (azure: 1 MiB, gcp: 1 GiB). */
   align?: number;
 }
 
@@ -114,6 +116,6 @@ export const vhdFormat = vdiskFormat({ name: 'vhd', file: (n) => `${n}.vhd`, con
 export const dynamicVhdFormat = vdiskFormat({ name: 'dynamic-vhd', file: (n) => `${n}.vhd`, convert: writeDynamicVhd });
 export const vmdkFormat = vdiskFormat({ name: 'vmdk', file: (n) => `${n}.vmdk`, convert: writeVmdk });
 export const azureFormat = vdiskFormat({ name: 'azure', file: (n) => `${n}-azure.vhd`, convert: writeFixedVhd, align: MiB });
-export const gcpFormat = vdiskFormat({ name: 'gcp', file: (n) => `${n}.img.tar.gz`, convert: writeGcpTarGz });
+export const gcpFormat = vdiskFormat({ name: 'gcp', file: (n) => `${n}.img.tar.gz`, convert: writeGcpTarGz, align: GiB });
 export const awsFormat = vdiskFormat({ name: 'aws', file: (n) => `${n}.raw`, convert: copyRaw });
 
