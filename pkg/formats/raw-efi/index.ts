@@ -6,9 +6,11 @@
  * boots it with no boot entries configured.
  *
  * Layout as LinuxKit's mkimage-raw-efi makes it: ESP from 1 MiB, named
- * "EFI System", with the legacy-BIOS-bootable attribute; by default the disk
- * is the ESP plus 4 MiB. With --size the ESP fills the disk but for 1 MiB at
- * each end (the backup GPT lives in the last one). The FAT is FAT12/16/32 by
+ * "EFI System", with the legacy-BIOS-bootable attribute. By default the disk
+ * is 4 MiB bigger than the smallest ESP that holds the UKI (LinuxKit's
+ * figure); the ESP always fills the disk but for 1 MiB at each end (the
+ * backup GPT lives in the last one), so the default ESP has 2 MiB to spare
+ * and a --size disk gives the ESP all its room. The FAT is FAT12/16/32 by
  * the ESP's size. Every id (disk and partition GUIDs, FAT volume id) is a
  * hash of what the disk is made of: the same inputs give the same bytes.
  *
@@ -35,7 +37,7 @@ export interface PlannedDisk {
   cleanup(): Promise<void>;
 }
 
-/** Room LinuxKit's raw-efi disks have besides the ESP (1 MiB before it, the rest after). */
+/** Room LinuxKit's raw-efi disks have besides the smallest ESP. */
 const DEFAULT_EXTRA = 4 * MiB;
 /** The least: 1 MiB before the ESP (alignment), 1 MiB after it (backup GPT, aligned). */
 const MIN_EXTRA = 2 * MiB;
