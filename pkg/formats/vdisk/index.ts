@@ -25,13 +25,10 @@ import { writeDynamicVhd, writeFixedVhd } from '../../vdisk/vhd.js';
 import { writeVmdk } from '../../vdisk/vmdk.js';
 import { writeGcpTarGz } from '../../vdisk/gcp.js';
 import type { RawDisk } from '../../vdisk/spool.js';
+import { planRawEfi, type PlannedDisk } from '../raw-efi/index.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-
-interface PlannedRaw extends RawDisk {
-  cleanup(): Promise<void>;
-}
 
 type Convert = (raw: RawDisk, sink: ByteSink, o: { epoch: number; scratchDir: string; signal?: AbortSignal; fileName: string }) => Promise<void>;
 
@@ -43,27 +40,10 @@ interface VdiskSpec {
   align?: number;
 }
 
-/**
- * The raw-efi writer, loaded when first needed (it lands separately; until it
- * does, these formats fail with one clear line).
- */
-const RAW_EFI_MODULE = '../raw-efi/index.js';
-async function planRawEfi(ctx: FormatContext, format: string): Promise<PlannedRaw> {
-  let m: { planRawEfi?: (ctx: FormatContext) => Promise<PlannedRaw> };
-  try {
-    m = (await import(RAW_EFI_MODULE)) as typeof m;
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes('raw-efi')) m = {};
-    else throw e;
-  }
-  if (!m.planRawEfi) throw new DockyardError('E_UNSUPPORTED_FORMAT', `${format} wraps the raw-efi disk, and this build has no raw-efi writer yet`);
-  return m.planRawEfi(ctx);
-}
-
 const roundUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
 /** Plan the raw EFI disk; with `align`, a size that is a multiple of it (re-planned if the default is not). */
-async function planAligned(ctx: FormatContext, format: string, align: number | undefined): Promise<PlannedRaw> {
+async function planAligned(ctx: FormatContext, format: string, align: number | undefined): Promise<PlannedDisk> {
   if (!align) return planRawEfi(ctx, format);
   const want = ctx.diskSize === undefined ? undefined : roundUp(ctx.diskSize, align);
   const p = await planRawEfi({ ...ctx, diskSize: want }, format);
