@@ -162,6 +162,20 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
     await compareToRaw(raw, q, 'qcow2');
   }, 120_000);
 
+  it('azure with a --size that is not whole MiB: rounded up, GPT intact at the new end', async () => {
+    const dir = join(work, 'azure-size');
+    const b = await dockyard(['build', '--offline', '--cache', cache, '--arch', 'amd64', '-f', 'azure', '--size', '30000000', '--dir', dir, spec], { timeout: 300_000 });
+    expect(b.exitCode, b.stderr).toBe(0);
+    const az = join(dir, 'hello-azure.vhd');
+    const info = await qemuInfo(az, 'vpc');
+    expect(info['virtual-size']).toBe(29 * MiB); // 30000000 rounded up to MiB
+    expect((await stat(az)).size).toBe(29 * MiB + 512);
+    const plain = join(dir, 'plain.img');
+    await execa('qemu-img', ['convert', '-f', 'vpc', '-O', 'raw', az, plain]);
+    const sg = await execa('sgdisk', ['-v', plain], { reject: false });
+    expect(sg.stdout, sg.stdout + sg.stderr).toMatch(/No problems found/);
+  }, 300_000);
+
   it('a second build gives identical bytes', async () => {
     await build('amd64', AMD64, dirs.amd64Again);
     for (const f of ['hello-efi.qcow2', 'hello.vhd', 'hello.vmdk', 'hello-azure.vhd', 'hello.img.tar.gz', 'hello.raw']) {
