@@ -52,6 +52,12 @@ export interface FatPlan {
   size: number;
   type: 12 | 16 | 32;
   clusterSize: number;
+  /**
+   * Byte offset of a file's data in the file system (its clusters are
+   * contiguous), or undefined for an empty file: what a loader that reads
+   * raw sectors needs (raw-bios).
+   */
+  fileOffset(path: string): number | undefined;
   write(sink: ByteSink): Promise<void>;
 }
 
@@ -522,10 +528,16 @@ export function planFat(o: FatOptions): FatPlan {
     }
   }
 
+  const offsets = new Map(fileNodes.map((f) => [f.file.path, f.clusters ? (geo.dataStart + (f.cluster - 2) * geo.spc) * SECTOR : undefined]));
+
   return {
     size: geo.totalSectors * SECTOR,
     type: geo.type,
     clusterSize: cs,
+    fileOffset: (path) => {
+      if (!offsets.has(path)) throw new DockyardError('E_INTERNAL', `FAT: no file "${path}"`);
+      return offsets.get(path);
+    },
     async write(sink: ByteSink): Promise<void> {
       // Reserved region
       const boot = bootSector(geo, o, bpbLabel);

@@ -4,6 +4,7 @@
  *
  *   LBA 0    boot code (440 bytes, the caller's), disk signature (440),
  *            four partition records (446, 16 bytes each), 0x55AA (510)
+ *   LBA 1…   optional data for the boot code (the "MBR gap")
  *   1 MiB…   primary partitions, each on a 1 MiB boundary
  */
 import { DockyardError } from '../errors.js';
@@ -28,6 +29,8 @@ export interface MbrDiskOptions {
   partitions: MbrPartition[];
   /** Disk size in bytes (default: the partitions, 1 MiB aligned). */
   size?: number;
+  /** Bytes written from LBA 1, in the gap before the first partition (a boot loader's data). */
+  gap?: Buffer;
 }
 
 export function planMbrDisk(o: MbrDiskOptions): DiskPlan {
@@ -46,13 +49,16 @@ export function planMbrDisk(o: MbrDiskOptions): DiskPlan {
     mbrRecord({ boot: !!p.bootable, type: p.type, startLba: offsets[i] / SECTOR, sectors: Math.ceil(p.size / SECTOR) }).copy(mbr, 446 + 16 * i);
   });
   mbr.writeUInt16LE(0xaa55, 510); // Signature
+  const gap = o.gap ?? Buffer.alloc(0);
+  if (SECTOR + gap.length > (offsets[0] ?? size)) throw new DockyardError('E_INTERNAL', 'MBR: the gap data overlaps the first partition');
 
   return {
     size,
     partitionOffsets: offsets,
     async write(sink: ByteSink): Promise<void> {
       await sink.write(mbr);
-      let at = SECTOR;
+      await sink.write(gap);
+      let at = SECTOR + gap.length;
       for (let i = 0; i < o.partitions.length; i++) {
         const p = o.partitions[i];
         await writeZeros(sink, offsets[i] - at);
