@@ -68,7 +68,8 @@ export function registerRun(program: Command): void {
           qemu: o.qemu,
           tmpDir,
         });
-        plan.notes.splice(plan.notes.indexOf(`accel ${accel.accel}`), 1, `accel ${accel.reason}`);
+        const at = plan.notes.indexOf(`accel ${accel.accel}`);
+        if (at >= 0) plan.notes[at] = `accel ${accel.reason}`;
         if (o.dryRun) {
           process.stdout.write(renderPlan(plan));
           return;

@@ -100,8 +100,8 @@ export async function probeAccel(o: { arch: Arch; accel: Accel; qemu?: string; t
  * the host's and the probe succeeds, else TCG.
  */
 export async function resolveAccel(o: { choice: AccelChoice; arch: Arch; qemu?: string; timeoutMs?: number }): Promise<{ accel: Accel; reason: string }> {
-  if (o.choice !== 'auto') return { accel: o.choice, reason: `--accel ${o.choice}` };
-  if (hostArch() !== o.arch) return { accel: 'tcg', reason: `tcg: ${o.arch} guest on a ${hostArch() ?? process.arch} host` };
+  if (o.choice !== 'auto') return { accel: o.choice, reason: `${o.choice} (--accel ${o.choice})` };
+  if (hostArch() !== o.arch) return { accel: 'tcg', reason: `tcg (${o.arch} guest on ${hostArch() ?? process.arch} host)` };
   const p = await probeAccel({ arch: o.arch, accel: 'kvm', qemu: o.qemu, timeoutMs: o.timeoutMs });
-  return p.ok ? { accel: 'kvm', reason: p.reason } : { accel: 'tcg', reason: `tcg (${p.reason})` };
+  return p.ok ? { accel: 'kvm', reason: `kvm (${p.reason})` } : { accel: 'tcg', reason: `tcg (${p.reason})` };
 }
