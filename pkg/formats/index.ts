@@ -5,6 +5,7 @@ import { tarFormat } from './tar/tar.js';
 import { kernelInitrdFormat, tarKernelInitrdFormat } from './initrd/initrd.js';
 import { ukiFormat } from './uki/index.js';
 import { rawEfiFormat } from './raw-efi/index.js';
+import { rawBiosFormat } from './raw-bios/index.js';
 import { isoBiosFormat } from './iso-bios/index.js';
 import { isoEfiFormat } from './iso-efi/index.js';
 import { isoHybridFormat } from './iso-hybrid/index.js';
@@ -16,6 +17,7 @@ const formats = new Map<string, Format>([
   [tarKernelInitrdFormat.name, tarKernelInitrdFormat],
   [ukiFormat.name, ukiFormat],
   [rawEfiFormat.name, rawEfiFormat],
+  [rawBiosFormat.name, rawBiosFormat],
   [isoBiosFormat.name, isoBiosFormat],
   [isoEfiFormat.name, isoEfiFormat],
   [isoHybridFormat.name, isoHybridFormat],
