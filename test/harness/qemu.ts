@@ -155,3 +155,20 @@ export async function bootDiskUefi(o: DiskBootOptions): Promise<BootResult> {
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** Boot a disk image through the BIOS (SeaBIOS, qemu's default firmware) from a virtio disk (amd64). */
+export function bootDiskBios(o: Omit<DiskBootOptions, 'arch'>): Promise<BootResult> {
+  const args = [
+    '-M', 'q35',
+    '-accel', 'tcg',
+    '-m', String(o.memoryMB ?? 512),
+    '-nodefaults',
+    '-display', 'none',
+    '-serial', 'stdio',
+    '-monitor', 'none',
+    '-no-reboot',
+    '-drive', `if=virtio,format=${o.format},snapshot=on,file=${o.disk}`,
+    ...(o.extraArgs ?? []),
+  ];
+  return runQemu('qemu-system-x86_64', args, o);
+}
