@@ -8,16 +8,20 @@
  * field. The archive ends with two zero blocks and is padded to GNU tar's
  * 10240-byte record. The raw bytes stream through; gzip members are cut every
  * 4 MiB of input (fixed, so the bytes do not depend on how the raw disk
- * chunks its writes) and compressed in parallel.
+ * chunks its writes or on the parallelism) and compressed in parallel.
  */
 import type { ByteSink } from '../archive/sink.js';
-import { ParallelGzip } from '../archive/pgzip.js';
+import { gzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { availableParallelism } from 'node:os';
 import { DockyardError } from '../errors.js';
 import { checkRawSize, type RawDisk } from './spool.js';
 
 const BLOCK = 512;
 const RECORD = 20 * BLOCK;
 const MEMBER = 4 * 1024 * 1024;
+const ZERO_MEMBER = Buffer.alloc(MEMBER);
+const gzipAsync = promisify(gzip);
 
 function octal(b: Buffer, at: number, len: number, v: number): void {
   b.write(v.toString(8).padStart(len - 1, '0') + '\0', at, len, 'latin1');
@@ -47,36 +51,56 @@ export function gnuTarHeader(o: { name: string; size: number; mtime: number; mod
   return h;
 }
 
-/** Re-chunk a stream into fixed MEMBER-size pieces, marking a gzip member boundary after each. */
-class FixedMembers implements ByteSink {
-  private parts: Buffer[] = [];
+/**
+ * gzip in members of exactly MEMBER input bytes (RFC 1952 2.2: a gzip file
+ * is a series of members), compressed a few at a time on the thread pool
+ * and written in order. A member of zeros (most of a sparse disk) is
+ * compressed once and reused.
+ */
+class FixedMemberGzip implements ByteSink {
+  private cur = Buffer.allocUnsafe(MEMBER);
   private len = 0;
-  constructor(private readonly gz: ParallelGzip) {}
+  private readonly inflight: Promise<Buffer>[] = [];
+  private zeroMember: Promise<Buffer> | undefined;
+  constructor(
+    private readonly dest: ByteSink,
+    private readonly level: number,
+    private readonly parallel = Math.max(2, availableParallelism()),
+  ) {}
   async write(b: Buffer): Promise<void> {
     let off = 0;
     while (off < b.length) {
       const n = Math.min(MEMBER - this.len, b.length - off);
-      const piece = b.subarray(off, off + n);
-      this.parts.push(Buffer.from(piece)); // the caller may reuse its buffer
+      b.copy(this.cur, this.len, off, off + n);
       this.len += n;
       off += n;
       if (this.len === MEMBER) await this.cut();
     }
   }
-  async cut(): Promise<void> {
-    if (this.len === 0) return;
-    for (const p of this.parts) await this.gz.write(p);
-    this.parts = [];
+  private async cut(): Promise<void> {
+    const data = this.cur.subarray(0, this.len);
+    let p: Promise<Buffer>;
+    if (data.length === MEMBER && data.equals(ZERO_MEMBER)) {
+      p = this.zeroMember ??= gzipAsync(ZERO_MEMBER, { level: this.level });
+    } else {
+      p = gzipAsync(data, { level: this.level });
+      this.cur = Buffer.allocUnsafe(MEMBER); // `data` belongs to the compressor now
+    }
     this.len = 0;
-    await this.gz.boundary();
+    p.catch(() => {}); // awaited in order below
+    this.inflight.push(p);
+    while (this.inflight.length > this.parallel) await this.dest.write(await this.inflight.shift()!);
+  }
+  async end(): Promise<void> {
+    if (this.len > 0) await this.cut();
+    while (this.inflight.length > 0) await this.dest.write(await this.inflight.shift()!);
   }
 }
 
 /** `disk.raw` in a GNU tar, gzip-compressed, into `sink`. */
 export async function writeGcpTarGz(raw: RawDisk, sink: ByteSink, opts: { epoch: number; signal?: AbortSignal; level?: number }): Promise<void> {
   checkRawSize(raw.size, 'gcp');
-  const gz = new ParallelGzip(sink, opts.level ?? 6);
-  const m = new FixedMembers(gz);
+  const m = new FixedMemberGzip(sink, opts.level ?? 6);
   await m.write(gnuTarHeader({ name: 'disk.raw', size: raw.size, mtime: opts.epoch }));
   let n = 0;
   await raw.write({
@@ -90,6 +114,5 @@ export async function writeGcpTarGz(raw: RawDisk, sink: ByteSink, opts: { epoch:
   const used = BLOCK + raw.size; // raw.size is a multiple of 512: no body padding
   const end = used + 2 * BLOCK;
   await m.write(Buffer.alloc(2 * BLOCK + ((RECORD - (end % RECORD)) % RECORD)));
-  await m.cut();
-  await gz.end();
+  await m.end();
 }
