@@ -32,6 +32,8 @@ const BOOTED: { format: string; arch: Arch; file: string }[] = [
   { format: 'iso-bios', arch: 'amd64', file: 'hello.iso' },
   { format: 'qcow2-efi', arch: 'amd64', file: 'hello-efi.qcow2' },
   { format: 'vmdk', arch: 'arm64', file: 'hello.vmdk' },
+  { format: 'iso-efi', arch: 'arm64', file: 'hello-efi.iso' },
+  { format: 'raw-bios', arch: 'amd64', file: 'hello-bios.img' },
 ];
 
 /** Outputs whose --dry-run command line is checked: [format, file, qemu -drive of the boot disk, UEFI]. */
