@@ -111,14 +111,19 @@ describe('raw-efi', () => {
     }, 600_000);
   }
 
-  it('--size: the disk is exactly that big with the ESP filling it; too small is one clear line and leaves nothing', async () => {
+  it('--size: the disk is exactly that big with the ESP filling it (FAT32 from 512 MiB, boots too); too small is one clear line and leaves nothing', async () => {
     const dir = join(work, 'sized');
-    let r = await build('amd64', dir, ['--size', '100M']);
+    let r = await build('amd64', dir, ['--size', '600M']);
     expect(r.exitCode, r.stderr).toBe(0);
     const img = join(dir, 'hello-efi.img');
-    expect((await stat(img)).size).toBe(100 * MiB);
+    expect((await stat(img)).size).toBe(600 * MiB);
     const p = await checkDisk(img, 'amd64');
-    expect(p.sectors * 512).toBe(98 * MiB);
+    expect(p.sectors * 512).toBe(598 * MiB);
+    const fsType = (await execa('minfo', ['-i', `${img}@@1M`, '::'])).stdout;
+    expect(fsType).toMatch(/fat32/i);
+    const res = await bootDiskUefi({ arch: 'amd64', disk: img, format: 'raw', timeoutMs: 180_000, until: /dockyard-init: onboot done/ });
+    expect(res.console, res.console).toMatch(/dockyard-marker: overlay root is writable: written/);
+    await rm(dir, { recursive: true, force: true });
 
     const small = join(work, 'small');
     r = await build('amd64', small, ['--size', '4M']);
