@@ -173,21 +173,6 @@ export async function spoolRaw(raw: RawDisk, scratchDir: string, signal?: AbortS
   }
 }
 
-/** Copy the non-zero chunks of [from, to) chunk indices in runs of up to 1 MiB. */
-export async function* nonzeroRuns(sp: Spooled, from = 0, to = sp.nonzero.length): AsyncGenerator<{ index: number; count: number }> {
-  let i = from;
-  while (i < to) {
-    if (!sp.nonzero[i]) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < to && sp.nonzero[j] && j - i < 16) j++;
-    yield { index: i, count: j - i };
-    i = j;
-  }
-}
-
 /** A GUID-shaped 16 bytes from a content id and a purpose (RFC 4122 version 5 style bits). */
 export function derivedUuid(id: Buffer, purpose: string): Buffer {
   const u = createHash('sha256').update(purpose).update('\0').update(id).digest().subarray(0, 16);

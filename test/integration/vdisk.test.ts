@@ -11,7 +11,7 @@
  *
  * These formats wrap raw-efi: until it is registered the suite is skipped.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -90,6 +90,10 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
     await build('arm64', ['raw-efi', 'qcow2-efi'], dirs.arm64);
     console.log(`vdisk: amd64 ${AMD64.join(',')} built in ${t1 - t0} ms`);
   }, 1_200_000);
+
+  afterAll(async () => {
+    if (work) await rm(work, { recursive: true, force: true });
+  });
 
   it('amd64: every output holds the raw-efi disk and passes qemu-img', async () => {
     const d = dirs.amd64;

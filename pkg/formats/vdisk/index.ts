@@ -52,6 +52,24 @@ async function planAligned(ctx: FormatContext, format: string, align: number | u
   return planRawEfi({ ...ctx, diskSize: roundUp(p.size, align) }, format);
 }
 
+/** Passes bytes on, reporting the count every 16 MiB. */
+class Progress implements ByteSink {
+  private bytes = 0;
+  private next = 16 * MiB;
+  constructor(
+    private readonly inner: ByteSink,
+    private readonly report: (bytes: number) => void,
+  ) {}
+  async write(b: Buffer): Promise<void> {
+    await this.inner.write(b);
+    this.bytes += b.length;
+    if (this.bytes >= this.next) {
+      this.next = this.bytes + 16 * MiB;
+      this.report(this.bytes);
+    }
+  }
+}
+
 function vdiskFormat(s: VdiskSpec): Format {
   return {
     name: s.name,
@@ -67,7 +85,8 @@ function vdiskFormat(s: VdiskSpec): Format {
         ctx.emit({ kind: 'output-start', format: s.name, file: o.path });
         const fileName = o.path === '-' ? s.file(ctx.name) : basename(o.path);
         const scratchDir = ctx.tmpDir ?? ctx.segmentCacheDir ?? ctx.dir;
-        await s.convert(raw, o.sink, { epoch: ctx.epoch, scratchDir, signal: ctx.signal, fileName });
+        const progress = new Progress(o.sink, (bytes) => ctx.emit({ kind: 'output-progress', format: s.name, file: o.path, bytes }));
+        await s.convert(raw, progress, { epoch: ctx.epoch, scratchDir, signal: ctx.signal, fileName });
         return await outs.commit(s.name);
       } catch (e) {
         await outs.abort();
