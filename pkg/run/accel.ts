@@ -10,6 +10,7 @@ import { execa } from 'execa';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DockyardError } from '../errors.js';
 import type { Arch } from './detect.js';
 
 export type Accel = 'tcg' | 'kvm';
@@ -100,6 +101,9 @@ export async function probeAccel(o: { arch: Arch; accel: Accel; qemu?: string; t
  * the host's and the probe succeeds, else TCG.
  */
 export async function resolveAccel(o: { choice: AccelChoice; arch: Arch; qemu?: string; timeoutMs?: number }): Promise<{ accel: Accel; reason: string }> {
+  if (o.choice === 'kvm' && hostArch() !== o.arch) {
+    throw new DockyardError('E_USAGE', `--accel kvm runs ${hostArch() ?? process.arch} guests only on this host, not ${o.arch}: use --accel tcg`);
+  }
   if (o.choice !== 'auto') return { accel: o.choice, reason: `${o.choice} (--accel ${o.choice})` };
   if (hostArch() !== o.arch) return { accel: 'tcg', reason: `tcg (${o.arch} guest on ${hostArch() ?? process.arch} host)` };
   const p = await probeAccel({ arch: o.arch, accel: 'kvm', qemu: o.qemu, timeoutMs: o.timeoutMs });

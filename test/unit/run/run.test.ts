@@ -405,6 +405,9 @@ describe('accelerator probe', () => {
     const r = await resolveAccel({ choice: 'auto', arch: process.arch === 'arm64' ? 'amd64' : 'arm64', qemu: '/nonexistent' });
     expect(r.accel).toBe('tcg');
   });
+  it('--accel kvm for a foreign arch is refused', async () => {
+    await expect(resolveAccel({ choice: 'kvm', arch: process.arch === 'arm64' ? 'amd64' : 'arm64' })).rejects.toThrow(/--accel kvm runs .* guests only on this host/);
+  });
   it('a qemu that hangs with KVM is given up on in time, killed, and TCG is used', async () => {
     const script = p('hang-qemu.sh');
     const pidFile = p('hang.pid');
