@@ -98,10 +98,12 @@ describe('FAT', () => {
     expect(d.stdout).toMatch(/^ARCHIV~1 GZ\s+4 .* archive\.tar\.gz$/m);
   });
 
-  it('thousands of files in one directory and a hundred directories', async () => {
+  it('thousands of files in one directory, a hundred directories, a root directory past 512 entries', async () => {
     const files: FatFile[] = [];
     for (let i = 0; i < 3000; i++) files.push(textFile(`many/file number ${String(i).padStart(4, '0')} of many.txt`, `file ${i}\n`));
     for (let d = 0; d < 100; d++) for (let i = 0; i < 5; i++) files.push(textFile(`dirs/Dir${d}/f${i}.bin`, `${d}/${i}`));
+    // more root entries than the usual 512-entry FAT12/16 root directory holds
+    for (let i = 0; i < 600; i++) files.push(textFile(`root entry ${i}.txt`, `root ${i}`));
     const plan = planFat({ files, label: '', volumeId: 1, epoch: EPOCH });
     const img = join(dir, 'many.img');
     await writePlan(plan, img);
@@ -109,6 +111,7 @@ describe('FAT', () => {
     expect(await listing(img)).toEqual(expectedListing(files));
     for (const i of [0, 1, 9, 10, 999, 2999]) expect((await mtype(img, `many/file number ${String(i).padStart(4, '0')} of many.txt`)).toString()).toBe(`file ${i}\n`);
     expect((await mtype(img, 'dirs/Dir99/f4.bin')).toString()).toBe('99/4');
+    expect((await mtype(img, 'root entry 599.txt')).toString()).toBe('root 599');
     const d = await execa('mdir', ['-i', img, '::/many']);
     expect(d.stdout).toMatch(/^FILENU~1 TXT .* file number 0000 of many\.txt$/m);
     expect(d.stdout).toMatch(/^FILE~100 TXT .* file number 0099 of many\.txt$/m);
