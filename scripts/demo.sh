@@ -19,11 +19,5 @@ node dist/cmd/dockyard.js cache --cache "$work/cache" import "$work/images"
 echo "== dockyard build examples/hello.yml ($ARCH)"
 node dist/cmd/dockyard.js build --offline --cache "$work/cache" --arch "$ARCH" -f kernel+initrd --dir "$work/out" examples/hello.yml
 ls -l "$work/out"
-echo "== booting in qemu (TCG; the system powers itself off when its onboot containers are done)"
-if [ "$ARCH" = amd64 ]; then
-  set -- qemu-system-x86_64 -M q35 -accel tcg
-else
-  set -- qemu-system-aarch64 -M virt -cpu cortex-a57 -accel tcg
-fi
-exec timeout 300 "$@" -m 512 -nographic -no-reboot \
-  -kernel "$work/out/hello-kernel" -initrd "$work/out/hello-initrd.img" -append "$(cat "$work/out/hello-cmdline")"
+echo "== dockyard run qemu (TCG; the system powers itself off when its onboot containers are done)"
+exec timeout 300 node dist/cmd/dockyard.js run qemu --accel tcg --arch "$ARCH" "$work/out/hello"
