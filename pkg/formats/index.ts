@@ -9,6 +9,7 @@ import { rawBiosFormat } from './raw-bios/index.js';
 import { isoBiosFormat } from './iso-bios/index.js';
 import { isoEfiFormat } from './iso-efi/index.js';
 import { isoHybridFormat } from './iso-hybrid/index.js';
+import { isoEfiInitrdFormat } from './iso-efi-initrd/index.js';
 import { qcow2EfiFormat, vhdFormat, dynamicVhdFormat, vmdkFormat, azureFormat, gcpFormat, awsFormat } from './vdisk/index.js';
 
 const formats = new Map<string, Format>([
@@ -21,6 +22,7 @@ const formats = new Map<string, Format>([
   [isoBiosFormat.name, isoBiosFormat],
   [isoEfiFormat.name, isoEfiFormat],
   [isoHybridFormat.name, isoHybridFormat],
+  [isoEfiInitrdFormat.name, isoEfiInitrdFormat],
   [qcow2EfiFormat.name, qcow2EfiFormat],
   [vhdFormat.name, vhdFormat],
   [dynamicVhdFormat.name, dynamicVhdFormat],

@@ -35,6 +35,10 @@ export interface BootIsoInput {
   cmdline: string;
   bios?: { isolinux: Buffer; ldlinux: Buffer; isohdpfx: Buffer };
   efi?: { size: number; write(sink: ByteSink): Promise<void> };
+  /** Put /kernel and /initrd.img in the tree even without ISOLINUX (a GRUB EFI image loads them from there). */
+  kernelInitrd?: boolean;
+  /** More files of the tree (GRUB's config). */
+  extra?: IsoNode[];
   /** Stable inputs the disk signature is derived from (segment keys, cmdline, epoch). */
   seed: string[];
 }
@@ -55,11 +59,11 @@ export function planBootIso(o: BootIsoInput): IsoPlan {
       { type: 'file', path: 'isolinux/isolinux.bin', size: o.bios.isolinux.length, data: o.bios.isolinux },
       { type: 'file', path: 'isolinux/ldlinux.c32', size: o.bios.ldlinux.length, data: o.bios.ldlinux },
       { type: 'file', path: 'isolinux/isolinux.cfg', size: cfg.length, data: cfg },
-      streamed('kernel', o.kernel),
-      streamed('initrd.img', o.initrd),
     );
     entries.push({ platform: 'bios', path: 'isolinux/isolinux.bin', loadSectors: 4, bootInfoTable: true });
   }
+  if (o.bios || o.kernelInitrd) nodes.push(streamed('kernel', o.kernel), streamed('initrd.img', o.initrd));
+  nodes.push(...(o.extra ?? []));
   if (o.efi) {
     nodes.push({ type: 'file', path: 'boot.img', size: o.efi.size, write: o.efi.write, hidden: true });
     entries.push({ platform: 'efi', path: 'boot.img' });

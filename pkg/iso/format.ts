@@ -9,6 +9,7 @@ import type { FormatContext, OutputFile } from '../formats/format.js';
 import { prepareBootParts, type BootParts } from '../formats/bootparts.js';
 import { Outputs } from '../formats/output.js';
 import { planBootIso, SYSLINUX_FILES } from './boot.js';
+import type { IsoNode } from './iso.js';
 
 export interface EfiImage {
   size: number;
@@ -21,6 +22,9 @@ export interface BootIsoFormat {
   bios?: boolean;
   /** The El Torito EFI image (a FAT filesystem), made from the boot parts. */
   efi?: (ctx: FormatContext, parts: BootParts) => Promise<EfiImage>;
+  /** /kernel and /initrd.img in the tree, and more files (GRUB's config), for an EFI image that loads them. */
+  kernelInitrd?: boolean;
+  extra?: (ctx: FormatContext, parts: BootParts) => IsoNode[];
 }
 
 export async function writeBootIso(ctx: FormatContext, f: BootIsoFormat): Promise<OutputFile[]> {
@@ -41,6 +45,8 @@ export async function writeBootIso(ctx: FormatContext, f: BootIsoFormat): Promis
       cmdline: parts.cmdline,
       bios,
       efi,
+      kernelInitrd: f.kernelInitrd,
+      extra: f.extra?.(ctx, parts),
       seed: [f.format, ctx.arch, parts.cmdline, String(ctx.epoch), ...ctx.segments.map((s) => s.key)],
     });
     const o = await outs.create(f.file, true);

@@ -7,6 +7,7 @@
  *   iso-bios    amd64, SeaBIOS, -cdrom
  *   iso-efi     amd64 OVMF -cdrom; arm64 AAVMF, a SCSI CD-ROM
  *   iso-hybrid  amd64 as a disk (a USB stick): SeaBIOS and OVMF
+ *   iso-efi-initrd  GRUB: amd64 OVMF, arm64 AAVMF, as CDs
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import { execa } from 'execa';
@@ -107,15 +108,15 @@ describe('ISO formats', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     for (const k of Object.keys(dir) as (keyof typeof dir)[]) dir[k] = join(work, k);
     let t = Date.now();
-    await build('amd64', ['iso-bios', 'iso-efi', 'iso-hybrid', 'kernel+initrd'], dir.amd64);
+    await build('amd64', ['iso-bios', 'iso-efi', 'iso-hybrid', 'iso-efi-initrd', 'kernel+initrd'], dir.amd64);
     times.amd64 = Date.now() - t;
     t = Date.now();
-    await build('amd64', ['iso-bios', 'iso-efi', 'iso-hybrid'], dir.amd64Again);
+    await build('amd64', ['iso-bios', 'iso-efi', 'iso-hybrid', 'iso-efi-initrd'], dir.amd64Again);
     times.amd64Again = Date.now() - t;
     t = Date.now();
-    await build('arm64', ['iso-efi'], dir.arm64);
+    await build('arm64', ['iso-efi', 'iso-efi-initrd', 'kernel+initrd'], dir.arm64);
     times.arm64 = Date.now() - t;
-    console.log(`iso builds (ms): amd64 iso-bios,iso-efi,iso-hybrid,kernel+initrd ${times.amd64}; again ${times.amd64Again}; arm64 iso-efi ${times.arm64}`);
+    console.log(`iso builds (ms): amd64 iso-bios,iso-efi,iso-hybrid,iso-efi-initrd,kernel+initrd ${times.amd64}; again (no kernel+initrd) ${times.amd64Again}; arm64 iso-efi,iso-efi-initrd,kernel+initrd ${times.arm64}`);
   }, 1_200_000);
 
   it('iso-bios: ISOLINUX entry with boot info table, isohybrid MBR, and the kernel+initrd of the build', async () => {
@@ -171,8 +172,30 @@ describe('ISO formats', () => {
     expect(f.exitCode, f.stdout + f.stderr).toBe(0);
   });
 
+  for (const [arch, name] of [['amd64', 'BOOTX64.EFI'], ['arm64', 'BOOTAA64.EFI']] as const) {
+    it(`iso-efi-initrd ${arch}: GRUB as ${name} in the UEFI entry's FAT image, kernel, initrd and grub.cfg on the ISO`, async () => {
+      const iso = join(dir[arch], 'hello-efi-initrd.iso');
+      const rep = await elTorito(iso);
+      expect(rep).toMatch(/El Torito boot img\s*:\s*1\s+UEFI\s+y\s+none/);
+      const img = await efiImage(iso, rep, join(work, `grub-${arch}.img`));
+      const f = await execa('fsck.fat', ['-n', img], { reject: false });
+      expect(f.exitCode, f.stdout + f.stderr).toBe(0);
+      const t = await execa('mtype', ['-i', img, `::/EFI/BOOT/${name}`], { env: { MTOOLS_SKIP_CHECK: '1' }, encoding: 'buffer' });
+      expect(Buffer.from(t.stdout).subarray(0, 2).toString('latin1')).toBe('MZ');
+      const x = join(work, `grub-x-${arch}`);
+      const r = await execa('osirrox', ['-indev', iso, '-extract', '/', x], { reject: false });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(await sha256(join(x, 'kernel'))).toBe(await sha256(join(dir[arch], 'hello-kernel')));
+      expect(await sha256(join(x, 'initrd.img'))).toBe(await sha256(join(dir[arch], 'hello-initrd.img')));
+      const cmdline = await readFile(join(dir[arch], 'hello-cmdline'), 'utf8');
+      const cfg = await readFile(join(x, 'boot/grub/grub.cfg'), 'utf8');
+      expect(cfg).toContain(`linux /kernel ${cmdline}`);
+      expect(cfg).toContain('initrd /initrd.img');
+    });
+  }
+
   it('bit for bit: a second build gives identical ISOs', async () => {
-    for (const f of ['hello.iso', 'hello-efi.iso', 'hello-hybrid.iso']) {
+    for (const f of ['hello.iso', 'hello-efi.iso', 'hello-hybrid.iso', 'hello-efi-initrd.iso']) {
       expect(await sha256(join(dir.amd64Again, f)), f).toBe(await sha256(join(dir.amd64, f)));
     }
   });
@@ -182,14 +205,22 @@ describe('ISO formats', () => {
     expect(r.console).toMatch(/ISOLINUX/);
     expectMarkers(r, 'amd64');
     console.log(`iso-bios cdrom boot: ${r.ms} ms`);
-  }, 300_000);
+  }, 500_000);
 
   for (const arch of ['amd64', 'arm64'] as const) {
     it(`iso-efi ${arch} boots under ${arch === 'amd64' ? 'OVMF' : 'AAVMF'} from a CD`, async () => {
       const r = await bootIso({ arch, iso: join(dir[arch], 'hello-efi.iso'), firmware: 'uefi', media: 'cdrom' });
       expectMarkers(r, arch);
       console.log(`iso-efi ${arch} cdrom boot: ${r.ms} ms`);
-    }, 300_000);
+    }, 500_000);
+  }
+
+  for (const arch of ['amd64', 'arm64'] as const) {
+    it(`iso-efi-initrd ${arch} boots through GRUB under ${arch === 'amd64' ? 'OVMF' : 'AAVMF'} from a CD`, async () => {
+      const r = await bootIso({ arch, iso: join(dir[arch], 'hello-efi-initrd.iso'), firmware: 'uefi', media: 'cdrom' });
+      expectMarkers(r, arch);
+      console.log(`iso-efi-initrd ${arch} cdrom boot: ${r.ms} ms`);
+    }, 500_000);
   }
 
   for (const firmware of ['bios', 'uefi'] as const) {
@@ -198,6 +229,6 @@ describe('ISO formats', () => {
       if (firmware === 'bios') expect(r.console).toMatch(/ISOLINUX/);
       expectMarkers(r, 'amd64');
       console.log(`iso-hybrid ${firmware} disk boot: ${r.ms} ms`);
-    }, 300_000);
+    }, 500_000);
   }
 });
