@@ -15,6 +15,7 @@
  * CHS geometry, which cannot express most sizes exactly.
  */
 import type { ByteSink } from '../archive/sink.js';
+import { DockyardError } from '../errors.js';
 import { CHUNK, ChunkScanner, SECTOR, checkRawSize, derivedUuid, spoolRaw, type ConvertOptions, type RawDisk, type Spooled } from './spool.js';
 
 export const VHD_FOOTER_SIZE = 512;
@@ -23,6 +24,14 @@ const VHD_EPOCH = Date.UTC(2000, 0, 1) / 1000; // 946684800
 const DISK_FIXED = 2;
 const DISK_DYNAMIC = 3;
 const NO_OFFSET = 0xffffffffffffffffn;
+
+/** The largest VHD disk (Hyper-V's limit; the format's 2 TiB less its own overhead). */
+export const VHD_MAX_SIZE = 2040 * 1024 * 1024 * 1024;
+
+function checkVhdSize(size: number, what: string): void {
+  checkRawSize(size, what);
+  if (size > VHD_MAX_SIZE) throw new DockyardError('E_OUTPUT', `${what}: a ${Math.ceil(size / 2 ** 30)} GiB disk is larger than VHD allows (2040 GiB)`);
+}
 
 export function vhdTimestamp(epoch: number): number {
   return Math.min(0xffffffff, Math.max(0, Math.floor(epoch - VHD_EPOCH)));
@@ -112,7 +121,7 @@ export function encodeVhdDynamicHeader(o: { tableOffset: number; maxTableEntries
 
 /** Fixed VHD: the raw bytes, then the footer. */
 export async function writeFixedVhd(raw: RawDisk, sink: ByteSink, opts: Pick<ConvertOptions, 'epoch' | 'signal'>): Promise<void> {
-  checkRawSize(raw.size, 'vhd');
+  checkVhdSize(raw.size, 'vhd');
   const scan = new ChunkScanner(raw.size, undefined, opts.signal);
   await raw.write({
     async write(b: Buffer): Promise<void> {
@@ -126,7 +135,7 @@ export async function writeFixedVhd(raw: RawDisk, sink: ByteSink, opts: Pick<Con
 
 /** Dynamic VHD: only blocks holding data are stored. */
 export async function writeDynamicVhd(raw: RawDisk, sink: ByteSink, opts: ConvertOptions): Promise<void> {
-  checkRawSize(raw.size, 'dynamic vhd');
+  checkVhdSize(raw.size, 'dynamic vhd');
   const sp = await spoolRaw(raw, opts.scratchDir, opts.signal);
   try {
     await writeDynamicVhdFrom(sp, sink, opts);

@@ -11,14 +11,14 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Sink, type ByteSink } from '../../../pkg/archive/sink.js';
 import type { RawDisk } from '../../../pkg/vdisk/spool.js';
-import { writeQcow2 } from '../../../pkg/vdisk/qcow2.js';
+import { writeQcow2, layoutQcow2 } from '../../../pkg/vdisk/qcow2.js';
 import { writeFixedVhd, writeDynamicVhd, vhdChecksum, vhdGeometry } from '../../../pkg/vdisk/vhd.js';
 import { writeVmdk } from '../../../pkg/vdisk/vmdk.js';
 import { writeGcpTarGz } from '../../../pkg/vdisk/gcp.js';
@@ -191,6 +191,64 @@ describe('virtual disk containers read by qemu-img', () => {
     }
   }
 
+  it('qcow2 and vmdk across L2 tables / grain tables: 1 GiB + 64 KiB sparse disk with data in each 512 MiB region', async () => {
+    const size = 1024 * MiB + 65536;
+    const pieces: [number, number][] = [
+      [0, 70000],
+      [512 * MiB - 10, 20],
+      [size - 4096, 4096],
+    ];
+    const zero = Buffer.alloc(MiB);
+    const raw: RawDisk = {
+      size,
+      async write(sink) {
+        for (let off = 0; off < size; off += MiB) {
+          const n = Math.min(MiB, size - off);
+          const hit = pieces.filter(([o, l]) => o < off + n && o + l > off);
+          if (!hit.length) {
+            await sink.write(zero.subarray(0, n));
+            continue;
+          }
+          const b = Buffer.alloc(n);
+          for (const [o, l] of hit) {
+            const from = Math.max(o, off);
+            const to = Math.min(o + l, off + n);
+            pattern(l, o).copy(b, from - off, from - o, to - o);
+          }
+          await sink.write(b);
+        }
+      },
+    };
+    // The raw file for qemu-img compare, written sparse.
+    const rawPath = join(work, 'big.raw');
+    const fh = await open(rawPath, 'w');
+    await fh.truncate(size);
+    for (const [o, l] of pieces) await fh.write(pattern(l, o), 0, l, o);
+    await fh.close();
+    for (const [fmt, ext2] of [['qcow2', 'qcow2'], ['vmdk', 'vmdk']] as const) {
+      const out = join(work, `big.${ext2}`);
+      await toFile(out, (s) => (fmt === 'qcow2' ? writeQcow2(raw, s, { epoch: EPOCH, scratchDir: work }) : writeVmdk(raw, s, { epoch: EPOCH, scratchDir: work, fileName: 'big.vmdk' })));
+      const chk = await execa('qemu-img', ['check', '-f', fmt, out], { reject: false });
+      expect(chk.exitCode, chk.stdout + chk.stderr).toBe(0);
+      const cmp = await execa('qemu-img', ['compare', '-f', 'raw', '-F', fmt, rawPath, out], { reject: false });
+      expect(cmp.exitCode, cmp.stdout + cmp.stderr).toBe(0);
+      expect((await readFile(out)).length).toBeLessThan(2 * MiB);
+    }
+    await rm(rawPath, { force: true });
+  }, 120_000);
+
+  it('qcow2 layout: refcount blocks and table count themselves', () => {
+    for (const data of [0, 1, 32760, 40000, 300000]) {
+      const nonzero = new Uint8Array(data + 10).fill(1, 0, data);
+      const l = layoutQcow2(nonzero.length * 65536, nonzero);
+      expect(l.dataClusters).toBe(data);
+      expect(l.totalClusters).toBe(1 + l.refcountTableClusters + l.refcountBlocks + l.l1Clusters + l.l2Of.length + data);
+      expect(l.refcountBlocks * 32768).toBeGreaterThanOrEqual(l.totalClusters);
+      expect((l.refcountBlocks - 1) * 32768).toBeLessThan(l.totalClusters);
+      expect(l.refcountTableClusters * 8192).toBeGreaterThanOrEqual(l.refcountBlocks);
+    }
+  });
+
   it('a different content gives a different VHD unique id', async () => {
     const d1 = disks[0];
     const d2 = makeDisk('other', d1.bytes.length, [[4096, 10]]);
@@ -211,6 +269,8 @@ describe('virtual disk containers read by qemu-img', () => {
   it('a raw disk that writes the wrong number of bytes is an error', async () => {
     const bad: RawDisk = { size: MiB, write: async (s) => s.write(Buffer.alloc(1000)) };
     await expect(writeQcow2(bad, { write: async () => {} }, { epoch: 0, scratchDir: work })).rejects.toThrow(/wrote 1000 bytes, planned 1048576/);
+    const huge: RawDisk = { size: 3 * 1024 ** 4, write: async () => {} };
+    await expect(writeFixedVhd(huge, { write: async () => {} }, { epoch: 0 })).rejects.toThrow(/larger than VHD allows/);
   });
 });
 
