@@ -12,7 +12,9 @@ import { createHash } from 'node:crypto';
 import type { ByteSink } from '../archive/sink.js';
 import { copyFile } from '../formats/output.js';
 import { planIso, type IsoBootEntry, type IsoNode, type IsoPlan } from './iso.js';
-import { HYBRID_ALIGN, isohybridMbr } from './hybrid.js';
+import { addProtectiveEntry, GPT_TAIL, gptBackup, gptPrimary, HYBRID_ALIGN, isohybridMbr, type IsoGptInput } from './hybrid.js';
+import { guidFrom } from '../disk/guid.js';
+import type { IsoLayout } from './iso.js';
 
 /** Where the syslinux component keeps what an ISO needs (Debian's isolinux and syslinux-common). */
 export const SYSLINUX_FILES = {
@@ -70,6 +72,13 @@ export function planBootIso(o: BootIsoInput): IsoPlan {
   }
   const bios = o.bios;
   const diskId = createHash('sha256').update(['dockyard-iso', ...o.seed].join('\0')).digest().readUInt32LE(0);
+  // BIOS + UEFI: a GPT too, whose one partition is the EFI image.
+  const gpt = (l: IsoLayout): IsoGptInput => ({
+    size: l.size,
+    diskGuid: guidFrom('dockyard-iso-disk', ...o.seed),
+    esp: { lba512: l.lbaOf('boot.img') * 4, sectors: Math.ceil(l.sizeOf('boot.img') / 512), guid: guidFrom('dockyard-iso-esp', ...o.seed) },
+  });
+  const hybrid = bios && o.efi;
   return planIso({
     nodes,
     epoch: o.epoch,
@@ -78,15 +87,18 @@ export function planBootIso(o: BootIsoInput): IsoPlan {
     ...(bios
       ? {
           padTo: HYBRID_ALIGN,
-          systemArea: (l) =>
-            isohybridMbr({
+          systemArea: (l: IsoLayout) => {
+            const mbr = isohybridMbr({
               code: bios.isohdpfx,
               loader: bios.isolinux,
               loaderLba: l.lbaOf('isolinux/isolinux.bin'),
               size: l.size,
               diskId,
               efi: o.efi ? { lba: l.lbaOf('boot.img'), size: l.sizeOf('boot.img') } : undefined,
-            }),
+            });
+            return hybrid ? Buffer.concat([addProtectiveEntry(mbr, l.size), gptPrimary(gpt(l))]) : mbr;
+          },
+          ...(hybrid ? { tail: { size: GPT_TAIL, encode: (l: IsoLayout) => gptBackup(gpt(l)) } } : {}),
         }
       : {}),
   });

@@ -17,6 +17,8 @@
  * geometry isohybrid uses; the image is a multiple of 1 MiB (one cylinder).
  */
 import { DockyardError } from '../errors.js';
+import { crc32 } from '../disk/crc32.js';
+import { guidToBytes, PARTITION_TYPE } from '../disk/guid.js';
 
 export const HYBRID_ALIGN = 64 * 32 * 512;
 /** isolinux.bin carries this at byte 0x40 when it supports isohybrid booting. */
@@ -76,5 +78,79 @@ export function isohybridMbr(o: HybridMbrInput): Buffer {
   if (o.efi) partEntry(false, 0xef, o.efi.lba * 4, Math.ceil(o.efi.size / 512)).copy(b, 462);
   b[510] = 0x55;
   b[511] = 0xaa;
+  return b;
+}
+
+/**
+ * A GPT beside the isohybrid MBR (UEFI 2.10 section 5.3), in 512-byte LBAs:
+ * header at LBA 1, 128 entries of 128 bytes at LBA 2–33 (both inside the
+ * ISO's 32 KiB system area), the backup entries and header in the image's
+ * last 33 sectors. One partition: the El Torito EFI image as the EFI System
+ * Partition, so firmware that reads the GPT (a protective 0xEE entry is
+ * added to the MBR) finds the same FAT filesystem the MBR's 0xEF entry
+ * names. No partition overlaps another (UEFI firmware drops overlapping
+ * GPT entries), which is why the ISO data gets none.
+ */
+
+export const GPT_TAIL = 33 * 512;
+const ENTRIES = 128;
+const ENTRY_SIZE = 128;
+const FIRST_USABLE = 34;
+
+export interface IsoGptInput {
+  /** Image size in bytes (a multiple of 512). */
+  size: number;
+  diskGuid: string;
+  esp: { lba512: number; sectors: number; guid: string };
+}
+
+function gptEntries(o: IsoGptInput): Buffer {
+  const b = Buffer.alloc(ENTRIES * ENTRY_SIZE);
+  guidToBytes(PARTITION_TYPE.esp).copy(b, 0); // PartitionTypeGUID
+  guidToBytes(o.esp.guid).copy(b, 16); // UniquePartitionGUID
+  b.writeBigUInt64LE(BigInt(o.esp.lba512), 32); // StartingLBA
+  b.writeBigUInt64LE(BigInt(o.esp.lba512 + o.esp.sectors - 1), 40); // EndingLBA (inclusive)
+  b.writeBigUInt64LE(0n, 48); // Attributes
+  b.write('EFI boot image', 56, 'utf16le'); // PartitionName (36 UTF-16LE code units)
+  return b;
+}
+
+function gptHeader(o: IsoGptInput, myLba: number, altLba: number, entriesLba: number, entriesCrc: number): Buffer {
+  const last = o.size / 512 - 1;
+  const h = Buffer.alloc(512);
+  h.write('EFI PART', 0, 'latin1'); // Signature
+  h.writeUInt32LE(0x00010000, 8); // Revision 1.0
+  h.writeUInt32LE(92, 12); // HeaderSize; 16: HeaderCRC32 below
+  h.writeBigUInt64LE(BigInt(myLba), 24); // MyLBA
+  h.writeBigUInt64LE(BigInt(altLba), 32); // AlternateLBA
+  h.writeBigUInt64LE(BigInt(FIRST_USABLE), 40); // FirstUsableLBA
+  h.writeBigUInt64LE(BigInt(last - 33), 48); // LastUsableLBA
+  guidToBytes(o.diskGuid).copy(h, 56); // DiskGUID
+  h.writeBigUInt64LE(BigInt(entriesLba), 72); // PartitionEntryLBA
+  h.writeUInt32LE(ENTRIES, 80); // NumberOfPartitionEntries
+  h.writeUInt32LE(ENTRY_SIZE, 84); // SizeOfPartitionEntry
+  h.writeUInt32LE(entriesCrc, 88); // PartitionEntryArrayCRC32
+  h.writeUInt32LE(crc32(h.subarray(0, 92)), 16);
+  return h;
+}
+
+/** Bytes 512–17407 of the image: primary header and entries. */
+export function gptPrimary(o: IsoGptInput): Buffer {
+  const e = gptEntries(o);
+  return Buffer.concat([gptHeader(o, 1, o.size / 512 - 1, 2, crc32(e)), e]);
+}
+
+/** The image's last 33 sectors: backup entries, then the backup header. */
+export function gptBackup(o: IsoGptInput): Buffer {
+  const e = gptEntries(o);
+  const last = o.size / 512 - 1;
+  return Buffer.concat([e, gptHeader(o, last, 1, last - 32, crc32(e))]);
+}
+
+/** MBR partition entry 3 (slot at byte 478): the protective 0xEE entry from LBA 1 over the rest of the image. */
+export function addProtectiveEntry(mbr: Buffer, size: number): Buffer {
+  const b = Buffer.from(mbr);
+  const sectors = Math.min(size / 512 - 1, 0xffffffff);
+  partEntry(false, 0xee, 1, sectors).copy(b, 478);
   return b;
 }

@@ -9,7 +9,7 @@
  *   iso-hybrid  amd64 as a disk (a USB stick): SeaBIOS and OVMF
  *   iso-efi-initrd  GRUB: amd64 OVMF, arm64 AAVMF, as CDs
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -99,6 +99,9 @@ async function efiImage(iso: string, report: string, out: string): Promise<strin
 
 describe('ISO formats', () => {
   const times: Record<string, number> = {};
+  afterAll(async () => {
+    if (work) await rm(work, { recursive: true, force: true });
+  });
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'dockyard-iso-'));
     cache = join(work, 'cache');
@@ -153,7 +156,7 @@ describe('ISO formats', () => {
     });
   }
 
-  it('iso-hybrid: BIOS and UEFI entries, MBR with an EFI partition on the El Torito image', async () => {
+  it('iso-hybrid: BIOS and UEFI entries, isohybrid MBR and GPT with an EFI partition on the El Torito image', async () => {
     const iso = join(dir.amd64, 'hello-hybrid.iso');
     const rep = await elTorito(iso);
     expect(rep).toMatch(/El Torito boot img\s*:\s*1\s+BIOS\s+y\s+none\s+0x0000\s+0x00\s+4\s+\d+/);
@@ -164,9 +167,18 @@ describe('ISO formats', () => {
     const p2 = /MBR partition\s*:\s*2\s+0x00\s+0xef\s+(\d+)\s+(\d+)/.exec(rep);
     expect(p2, rep).toBeTruthy();
     expect(Number(p2![1])).toBe(Number(efi![1]) * 4);
+    expect(rep).toMatch(/MBR partition\s*:\s*3\s+0x00\s+0xee\s+1\s+\d+/);
+    expect(rep).toMatch(/System area summary: MBR isohybrid cyl-align-on GPT/);
+    // The GPT (read by sfdisk): one EFI System Partition, the El Torito image.
     const sf = JSON.parse((await execa('sfdisk', ['--json', iso])).stdout);
-    expect(sf.partitiontable.label).toBe('dos');
-    expect(sf.partitiontable.partitions.map((p: { type: string }) => p.type)).toEqual(['0', 'ef']);
+    expect(sf.partitiontable.label).toBe('gpt');
+    expect(sf.partitiontable.partitions.map((p: { type: string; start: number }) => [p.type, p.start])).toEqual([['C12A7328-F81F-11D2-BA4B-00A0C93EC93B', Number(efi![1]) * 4]]);
+    // sgdisk: headers, CRCs and the backup are sound; its only complaints are the
+    // hybrid MBR's overlapping entries (partition 1 spans the image, as in every isohybrid).
+    const sg = await execa('sgdisk', ['-v', iso], { reject: false });
+    const problems = (sg.stdout.match(/^Problem: .*$/gm) ?? []).filter((l) => !/MBR partitions \d and \d overlap/.test(l));
+    expect(problems, sg.stdout).toEqual([]);
+    expect(sg.stdout).not.toMatch(/CRC|backup|Invalid/i);
     const img = await efiImage(iso, rep, join(work, 'efi-hybrid.img'));
     const f = await execa('fsck.fat', ['-n', img], { reject: false });
     expect(f.exitCode, f.stdout + f.stderr).toBe(0);

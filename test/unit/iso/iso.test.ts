@@ -6,9 +6,9 @@
  * file streamed in pieces, deep directories, long names, the boot
  * information table, and identical bytes from identical input.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, readlink, stat, lstat, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readlink, rm, stat, lstat, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -18,7 +18,10 @@ import { planIso, type IsoNode, type IsoOptions } from '../../../pkg/iso/iso.js'
 
 let work: string;
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'dockyard-iso-'));
+  work = await mkdtemp(join(tmpdir(), 'dockyard-isounit-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
 });
 
 async function writeIso(o: IsoOptions, name: string): Promise<{ path: string; sha: string; size: number }> {
