@@ -101,6 +101,14 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       throw new DockyardError('E_UNSUPPORTED_ARCH', `format ${f.name} does not exist for ${opts.arch} (it does for ${f.arches.join(', ')})`);
     }
   }
+  const seen = new Map<string, string>();
+  for (const f of formats) {
+    for (const file of opts.outFile ? [opts.outFile] : f.files(opts.name)) {
+      const other = seen.get(file);
+      if (other !== undefined && other !== f.name) throw new DockyardError('E_USAGE', `formats ${other} and ${f.name} both write ${file}: build them into different --dir`);
+      seen.set(file, f.name);
+    }
+  }
   const componentNames = [...new Set(formats.flatMap((f) => f.components?.(opts.arch) ?? []))];
   lap('load');
 

@@ -10,7 +10,7 @@ import { isoBiosFormat } from './iso-bios/index.js';
 import { isoEfiFormat } from './iso-efi/index.js';
 import { isoHybridFormat } from './iso-hybrid/index.js';
 import { isoEfiInitrdFormat } from './iso-efi-initrd/index.js';
-import { qcow2EfiFormat, vhdFormat, dynamicVhdFormat, vmdkFormat, azureFormat, gcpFormat, awsFormat } from './vdisk/index.js';
+import { qcow2EfiFormat, qcow2BiosFormat, vhdFormat, dynamicVhdFormat, vmdkFormat, azureFormat, gcpFormat, awsFormat } from './vdisk/index.js';
 
 const formats = new Map<string, Format>([
   [tarFormat.name, tarFormat],
@@ -24,6 +24,7 @@ const formats = new Map<string, Format>([
   [isoHybridFormat.name, isoHybridFormat],
   [isoEfiInitrdFormat.name, isoEfiInitrdFormat],
   [qcow2EfiFormat.name, qcow2EfiFormat],
+  [qcow2BiosFormat.name, qcow2BiosFormat],
   [vhdFormat.name, vhdFormat],
   [dynamicVhdFormat.name, dynamicVhdFormat],
   [vmdkFormat.name, vmdkFormat],
@@ -34,7 +35,14 @@ const formats = new Map<string, Format>([
 
 export const formatNames: string[] = [...formats.keys()];
 
+/** LinuxKit formats dockyard does not write yet: refused before anything is pulled. */
+const notYet: Record<string, string> = {
+  'kernel+squashfs': 'a native squashfs writer is not written yet',
+  'kernel+erofs': 'a native EROFS writer is not written yet',
+};
+
 export function getFormat(name: string): Format {
+  if (name in notYet) throw new DockyardError('E_UNSUPPORTED_FORMAT', `format ${name} is not supported by dockyard yet (${notYet[name]}); kernel+initrd boots the same system`);
   const f = formats.get(name);
   if (!f) throw new DockyardError('E_UNSUPPORTED_FORMAT', `unknown output format "${name}" (known: ${formatNames.join(', ')})`);
   return f;

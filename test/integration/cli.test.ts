@@ -64,6 +64,25 @@ describe('bad inputs give one clear line', () => {
     expect(existsSync(join(out, 'ok.tar'))).toBe(false);
   });
 
+  it('formats LinuxKit has and dockyard does not yet are refused before anything else', async () => {
+    const f = join(work, 'ok.yml');
+    await writeFile(f, 'onboot:\n  - name: x\n    image: 127.0.0.1:1/nothing/here:1\n');
+    const r = await dockyard(['build', '--cache', join(work, 'c'), '--offline', '--dir', join(work, 'sq'), '-f', 'kernel+squashfs', f]);
+    expect(r.exitCode).toBe(1);
+    expectOneCleanError(r.stderr);
+    expect(r.stderr).toMatch(/kernel\+squashfs is not supported by dockyard yet/);
+  });
+
+  it('two formats writing the same file are refused', async () => {
+    const f = join(work, 'ok.yml');
+    await writeFile(f, 'onboot:\n  - name: x\n    image: busybox\n');
+    const r = await dockyard(['build', '--cache', join(work, 'c'), '--dir', join(work, 'dup'), '-f', 'vhd,dynamic-vhd', f]);
+    expect(r.exitCode).toBe(2);
+    expectOneCleanError(r.stderr);
+    expect(r.stderr).toMatch(/vhd and dynamic-vhd both write ok\.vhd/);
+    expect(existsSync(join(work, 'dup'))).toBe(false);
+  });
+
   it('a missing image with --offline names the image', async () => {
     const f = join(work, 'missing.yml');
     await writeFile(f, 'onboot:\n  - name: x\n    image: 127.0.0.1:1/nothing/here:1\n');

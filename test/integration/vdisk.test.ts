@@ -19,7 +19,7 @@ import { mkdtemp, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { dockyard, repoRoot } from '../harness/cli.js';
-import { bootDiskUefi } from '../harness/qemu.js';
+import { bootDiskBios, bootDiskUefi } from '../harness/qemu.js';
 import { buildFixtures } from '../fixtures/build.js';
 import { formatNames } from '../../pkg/formats/index.js';
 import { vhdChecksum } from '../../pkg/vdisk/vhd.js';
@@ -201,4 +201,15 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
       console.log(`vdisk: ${b.arch} ${b.name} boot ${res.ms} ms`);
     }, 240_000);
   }
+
+  it('amd64: qcow2-bios (the raw-bios disk as qcow2) passes qemu-img and boots under SeaBIOS', async () => {
+    const dir = join(work, 'qcow2-bios');
+    await build('amd64', ['qcow2-bios'], dir);
+    const file = join(dir, 'hello.qcow2');
+    await execa('qemu-img', ['check', file]);
+    expect(JSON.parse((await execa('qemu-img', ['info', '--output=json', file])).stdout).format).toBe('qcow2');
+    const res = await bootDiskBios({ disk: file, format: 'qcow2', timeoutMs: 180_000, until: /dockyard-init: onboot done/ });
+    expectMarkers(res.console, 'amd64');
+    expect(res.reason, res.console).toBe('until');
+  }, 300_000);
 });

@@ -11,6 +11,7 @@
  *   gcp          NAME.img.tar.gz     disk.raw in a GNU tar, gzip  (pkg/vdisk/gcp.ts); whole GiB (GCE's
  *                                    disk sizes are whole GB; LinuxKit's gcp disk is 1G)
  *   aws          NAME.raw            the raw disk (for EC2 import-snapshot)
+ *   qcow2-bios   NAME.qcow2          the raw BIOS disk (pkg/formats/raw-bios) as qcow2; amd64 only
  *
  * Each plans the raw disk once and streams it through its converter; the
  * sparse containers spool it to a scratch file first (pkg/vdisk/spool.ts).
@@ -26,6 +27,7 @@ import { writeVmdk } from '../../vdisk/vmdk.js';
 import { writeGcpTarGz } from '../../vdisk/gcp.js';
 import type { RawDisk } from '../../vdisk/spool.js';
 import { planRawEfi, type PlannedDisk } from '../raw-efi/index.js';
+import { planRawBios } from '../raw-bios/index.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -38,18 +40,22 @@ interface VdiskSpec {
   convert: Convert;
   /** Disk size must be a multiple of this many bytes (azure: 1 MiB, gcp: 1 GiB). */
   align?: number;
+  /** The raw disk wrapped (default: raw-efi's). */
+  plan?: (ctx: FormatContext, format: string) => Promise<PlannedDisk>;
+  arches?: ('amd64' | 'arm64')[];
+  components?: string[];
 }
 
 const roundUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
 /** Plan the raw EFI disk; with `align`, a size that is a multiple of it (re-planned if the default is not). */
-async function planAligned(ctx: FormatContext, format: string, align: number | undefined): Promise<PlannedDisk> {
-  if (!align) return planRawEfi(ctx, format);
+async function planAligned(ctx: FormatContext, format: string, align: number | undefined, plan: (ctx: FormatContext, format: string) => Promise<PlannedDisk> = planRawEfi): Promise<PlannedDisk> {
+  if (!align) return plan(ctx, format);
   const want = ctx.diskSize === undefined ? undefined : roundUp(ctx.diskSize, align);
-  const p = await planRawEfi({ ...ctx, diskSize: want }, format);
+  const p = await plan({ ...ctx, diskSize: want }, format);
   if (p.size % align === 0) return p;
   await p.cleanup();
-  return planRawEfi({ ...ctx, diskSize: roundUp(p.size, align) }, format);
+  return plan({ ...ctx, diskSize: roundUp(p.size, align) }, format);
 }
 
 /** Passes bytes on, reporting the count every 16 MiB. */
@@ -74,10 +80,10 @@ function vdiskFormat(s: VdiskSpec): Format {
   return {
     name: s.name,
     files: (name) => [s.file(name)],
-    arches: ['amd64', 'arm64'],
-    components: () => ['systemd-boot'],
+    arches: s.arches ?? ['amd64', 'arm64'],
+    components: () => s.components ?? ['systemd-boot'],
     async write(ctx: FormatContext): Promise<OutputFile[]> {
-      const raw = await planAligned(ctx, s.name, s.align);
+      const raw = await planAligned(ctx, s.name, s.align, s.plan);
       const outs = new Outputs(ctx);
       try {
         if (s.align && raw.size % s.align !== 0) throw new DockyardError('E_INTERNAL', `${s.name}: disk size ${raw.size} is not a multiple of ${s.align}`);
@@ -117,4 +123,5 @@ export const vmdkFormat = vdiskFormat({ name: 'vmdk', file: (n) => `${n}.vmdk`, 
 export const azureFormat = vdiskFormat({ name: 'azure', file: (n) => `${n}-azure.vhd`, convert: writeFixedVhd, align: MiB });
 export const gcpFormat = vdiskFormat({ name: 'gcp', file: (n) => `${n}.img.tar.gz`, convert: writeGcpTarGz, align: GiB });
 export const awsFormat = vdiskFormat({ name: 'aws', file: (n) => `${n}.raw`, convert: copyRaw });
+export const qcow2BiosFormat = vdiskFormat({ name: 'qcow2-bios', file: (n) => `${n}.qcow2`, convert: writeQcow2, plan: planRawBios, arches: ['amd64'], components: [] });
 
