@@ -12,7 +12,7 @@ import { readSpecInputs, loadSpecs, renderSpecYaml } from '../pkg/spec/index.js'
 import { checkImageEntry } from '../pkg/plan/ociconfig.js';
 import { build, loadOrThrow, defaultEpoch, type Arch } from '../pkg/build/build.js';
 import { Cache } from '../pkg/cache/index.js';
-import { formatNames } from '../pkg/formats/index.js';
+import { formatNames, getFormat } from '../pkg/formats/index.js';
 import { createReporter } from './progress.js';
 import { parseComponentFlags } from '../pkg/components/components.js';
 import { registerRun } from './run.js';
@@ -39,6 +39,10 @@ function epochFromEnv(): number {
 
 const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 const collectOne = (v: string, prev: string[] = []) => [...prev, v];
+
+function archesOf(format: string): readonly Arch[] {
+  return getFormat(format).arches ?? ['amd64', 'arm64'];
+}
 
 /** `--arch amd64`, `--arch amd64,arm64`. */
 function parseArches(s: string): Arch[] {
@@ -116,15 +120,21 @@ program
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     const arches = parseArches(o.arch);
+    for (const f of formats) {
+      if (!arches.some((a) => archesOf(f).includes(a))) throw new DockyardError('E_UNSUPPORTED_ARCH', `format ${f} does not exist for ${arches.join(', ')} (it does for ${archesOf(f).join(', ')})`);
+    }
     if (arches.length > 1 && o.o !== undefined) throw new DockyardError('E_USAGE', '-o writes one output: give one --arch');
     const reporter = createReporter({ tty: Boolean(process.stderr.isTTY) && !o.json, stream: process.stderr });
     const results: ({ arch: Arch } & Awaited<ReturnType<typeof build>>)[] = [];
     try {
       for (const arch of arches) {
+        // With several arches, a format that exists for only some of them is built for those.
+        const archFormats = arches.length > 1 ? formats.filter((f) => archesOf(f).includes(arch)) : formats;
+        if (archFormats.length === 0) continue;
         const result = await reporter.run(() =>
           build({
             inputs,
-            formats,
+            formats: archFormats,
             name: o.name ?? first,
             dir: arches.length > 1 ? resolve(o.dir, arch) : resolve(o.dir),
             outFile: o.o === undefined ? undefined : o.o === '-' ? '-' : resolve(o.o),
