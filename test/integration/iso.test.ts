@@ -12,8 +12,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { copyFile, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { copyFile, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { dockyard, repoRoot } from '../harness/cli.js';
@@ -205,6 +205,17 @@ describe('ISO formats', () => {
       expect(cfg).toContain('initrd /initrd.img');
     });
   }
+
+  it('iso-bios and iso-hybrid for arm64: one clear line, nothing written', async () => {
+    for (const f of ['iso-bios', 'iso-hybrid']) {
+      const out = join(work, `bad-${f}`);
+      const b = await dockyard(['build', '--offline', '--cache', cache, '--arch', 'arm64', '-f', f, '--dir', out, spec]);
+      expect(b.exitCode).not.toBe(0);
+      expect(b.stderr.trim().split('\n'), b.stderr).toHaveLength(1);
+      expect(b.stderr).toMatch(new RegExp(`${f} does not exist for arm64`));
+      expect(existsSync(out) ? await readdir(out) : []).toEqual([]);
+    }
+  });
 
   it('bit for bit: a second build gives identical ISOs', async () => {
     for (const f of ['hello.iso', 'hello-efi.iso', 'hello-hybrid.iso', 'hello-efi-initrd.iso']) {

@@ -8,13 +8,16 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, readlink, rm, stat, lstat, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readlink, rm, stat, lstat, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import { Sink } from '../../../pkg/archive/sink.js';
 import { planIso, type IsoNode, type IsoOptions } from '../../../pkg/iso/iso.js';
+import { planBootIso } from '../../../pkg/iso/boot.js';
+import { isohybridMbr } from '../../../pkg/iso/hybrid.js';
+import { planFat } from '../../../pkg/disk/fat.js';
 
 let work: string;
 beforeAll(async () => {
@@ -198,5 +201,78 @@ describe('El Torito', () => {
     expect(ls).not.toMatch(/boot\.img/);
     const efiLba = Number(/El Torito boot img\s*:\s*2\s+UEFI\s+\S+\s+\S+\s+\S+\s+\S+\s+\d+\s+(\d+)/.exec(rep)![1]);
     expect(img.subarray(efiLba * 2048, efiLba * 2048 + efi.length).equals(efi)).toBe(true);
+  });
+});
+
+describe('bootable ISO layouts (planBootIso), with stand-in boot files', () => {
+  async function bootIso(name: string, withBios: boolean, withEfi: boolean) {
+    const kernel = join(work, `${name}-kernel`);
+    const initrd = join(work, `${name}-initrd`);
+    await writeFile(kernel, bytes(300_000, 8));
+    await writeFile(initrd, bytes(700_001, 9));
+    const isolinux = bytes(8192, 10);
+    isolinux.writeUInt32LE(0x7078c0fb, 0x40); // the isohybrid signature
+    const efiFile = bytes(100_000, 11);
+    const fat = planFat({ files: [{ path: 'EFI/BOOT/BOOTX64.EFI', size: efiFile.length, write: (s) => s.write(efiFile) }], label: 'EFIBOOT', volumeId: 1, epoch: 0 });
+    const plan = planBootIso({
+      epoch: 0,
+      kernel: { path: kernel, size: 300_000 },
+      initrd: { path: initrd, size: 700_001 },
+      cmdline: 'console=ttyS0',
+      bios: withBios ? { isolinux, ldlinux: bytes(1000, 12), isohdpfx: bytes(432, 13) } : undefined,
+      efi: withEfi ? fat : undefined,
+      seed: [name],
+    });
+    const path = join(work, `${name}.iso`);
+    const stream = createWriteStream(path);
+    const sink = new Sink([stream]);
+    await plan.write(sink);
+    await sink.end();
+    return { path, size: plan.size };
+  }
+
+  it('BIOS: isohybrid MBR at 1 MiB alignment, partition 1 over the image', async () => {
+    const iso = await bootIso('bios', true, false);
+    expect(iso.size % (1024 * 1024)).toBe(0);
+    const rep = (await execa('xorriso', ['-indev', iso.path, '-report_el_torito', 'plain', '-report_system_area', 'plain'])).stdout;
+    // xorriso says "isohybrid" only when it recognises the real isohdpfx code (the integration test has it).
+    expect(rep).toMatch(/System area summary: MBR cyl-align-on$/m);
+    expect(rep).toMatch(/El Torito img opts\s*:\s*1\s+boot-info-table isohybrid-suitable/);
+    expect(rep).toMatch(new RegExp(`MBR partition\\s*:\\s*1\\s+0x80\\s+0x17\\s+0\\s+${iso.size / 512}`));
+  });
+
+  it('BIOS + UEFI: MBR (0x00, 0xEF, 0xEE) and a sound GPT whose ESP is the EFI image', async () => {
+    const iso = await bootIso('hybrid', true, true);
+    const rep = (await execa('xorriso', ['-indev', iso.path, '-report_el_torito', 'plain', '-report_system_area', 'plain'])).stdout;
+    expect(rep).toMatch(/System area summary: MBR cyl-align-on GPT/);
+    expect(rep).toMatch(/MBR partition\s*:\s*3\s+0x00\s+0xee\s+1\s+\d+/);
+    const efi = /El Torito boot img\s*:\s*2\s+UEFI\s+y\s+none\s+\S+\s+\S+\s+\d+\s+(\d+)/.exec(rep);
+    expect(efi, rep).toBeTruthy();
+    const sf = JSON.parse((await execa('sfdisk', ['--json', iso.path])).stdout);
+    expect(sf.partitiontable.label).toBe('gpt');
+    expect(sf.partitiontable.partitions).toHaveLength(1);
+    expect(sf.partitiontable.partitions[0].start).toBe(Number(efi![1]) * 4);
+    const sg = await execa('sgdisk', ['-v', iso.path], { reject: false });
+    expect(sg.stdout).not.toMatch(/CRC|backup|Invalid/i);
+    // The ESP the GPT names is a FAT that fsck.fat accepts.
+    const img = join(work, 'hybrid-esp.img');
+    const all = await readFile(iso.path);
+    const p = sf.partitiontable.partitions[0];
+    await writeFile(img, all.subarray(p.start * 512, (p.start + p.size) * 512));
+    const f = await execa('fsck.fat', ['-n', img], { reject: false });
+    expect(f.exitCode, f.stdout).toBe(0);
+  });
+
+  it('UEFI only: hidden catalog and image, no system area', async () => {
+    const iso = await bootIso('efi', false, true);
+    const rep = (await execa('xorriso', ['-indev', iso.path, '-report_el_torito', 'plain', '-report_system_area', 'plain'])).stdout;
+    expect(rep).toMatch(/El Torito boot img\s*:\s*1\s+UEFI/);
+    expect(rep).not.toMatch(/MBR/);
+    const ls = (await execa('xorriso', ['-indev', iso.path, '-find', '/', '--'])).stdout;
+    expect(ls.trim().split('\n').filter((l) => l.startsWith("'"))).toEqual(["'/'"]);
+  });
+
+  it('a loader without the isohybrid signature is refused clearly', async () => {
+    expect(() => isohybridMbr({ code: Buffer.alloc(432), loader: Buffer.alloc(4096), loaderLba: 30, size: 1 << 20, diskId: 1 })).toThrow(/isohybrid signature/);
   });
 });
