@@ -9,10 +9,11 @@
  *   0–15      system area (zero, or an isohybrid MBR/GPT from `systemArea`)
  *   16        Primary Volume Descriptor (8.4)
  *   17        Boot Record (El Torito 2.0), if booting
+ *   next      Joliet Supplementary Volume Descriptor (8.5), unless turned off
  *   next      Volume Descriptor Set Terminator (8.3)
- *   next      type L path table, type M path table (9.4)
+ *   next      type L and type M path tables (9.4), then Joliet's
  *   next      boot catalog, if booting
- *   next      directories in path table order (6.8)
+ *   next      directories in path table order (6.8), then Joliet's
  *   next      Rock Ridge Continuation Areas
  *   next      file data: boot images first, then the tree in directory order
  *   end       padding to `padTo`, then `tail` (a backup GPT) in the last bytes
@@ -75,6 +76,8 @@ export interface IsoOptions {
     /** The first entry is the default entry; the others get sections of their own. */
     entries: IsoBootEntry[];
   };
+  /** Also write a Joliet tree (UCS-2 names up to 103 characters, for Windows); default true. */
+  joliet?: boolean;
   /** The first 32 KiB, computed once the layout is known (isohybrid MBR + GPT). */
   systemArea?: (l: IsoLayout) => Buffer;
   /** Round the image size up to a multiple of this many bytes (after the tail). */
@@ -195,6 +198,56 @@ function nlink(n: Node): number {
   return k;
 }
 
+/** A directory of the Joliet tree: the same directory, other names, no System Use fields. */
+interface JDir {
+  kind: 'jdir';
+  dir: Dir;
+  parent?: JDir;
+  id: Buffer;
+  number: number;
+  lba: number;
+  size: number;
+  records: { node: Node | JDir; id: Buffer }[];
+}
+
+const JOLIET_MAX = 103; // characters; mkisofs -joliet-long (Joliet proper says 64)
+
+/** A Joliet identifier: UCS-2 big-endian, no * / : ; ? \\ or controls, files with ";1", unique in its directory. */
+function jolietId(name: string, isDir: boolean, used: Set<string>): Buffer {
+  let clean = '';
+  for (const ch of name) {
+    const cp = ch.codePointAt(0)!;
+    clean += cp < 0x20 || cp > 0xffff || '*/:;?\\'.includes(ch) ? '_' : ch;
+  }
+  const max = isDir ? JOLIET_MAX : JOLIET_MAX - 2;
+  // Cut the stem, not a (short) extension; a clash gets ~N before the extension.
+  const dot = clean.lastIndexOf('.');
+  const ext = !isDir && dot > 0 && clean.length - dot <= 11 ? clean.slice(dot) : '';
+  const stem = ext ? clean.slice(0, dot) : clean;
+  const fit = (suffix: string) => stem.slice(0, max - ext.length - suffix.length) + suffix + ext;
+  let n = fit('');
+  for (let i = 1; used.has(n); i++) n = fit(`~${i}`);
+  used.add(n);
+  const full = isDir ? n : `${n};1`;
+  const b = Buffer.alloc(full.length * 2);
+  for (let i = 0; i < full.length; i++) b.writeUInt16BE(full.charCodeAt(i), 2 * i);
+  return b;
+}
+
+/** Bytes of a directory's extent: whole sectors, no record crossing one (6.8.1.1). */
+function extentSize(lengths: number[]): number {
+  let sec = 0;
+  let off = 0;
+  for (const len of lengths) {
+    if (off + len > SECTOR) {
+      sec++;
+      off = 0;
+    }
+    off += len;
+  }
+  return (sec + 1) * SECTOR;
+}
+
 export function planIso(o: IsoOptions): IsoPlan {
   // The boot catalog is a file of the tree (one sector; hidden or listed), filled in once the layout is known.
   const catalogPath = o.boot ? splitPath(o.boot.catalog.path).join('/') : undefined;
@@ -240,24 +293,40 @@ export function planIso(o: IsoOptions): IsoPlan {
       const extra = [...nmEntries(c.name), ...(c.kind === 'symlink' ? slEntries(c.target) : [])];
       d.records.push({ node: c, id, role: 'child', su: su(c, extra, id.length) });
     }
-    // 6.8.1.1: a record never crosses a logical sector boundary.
-    let sec = 0;
-    let off = 0;
-    for (const r of d.records) {
-      const len = recordBase(r.id.length) + r.su.length;
-      if (off + len > SECTOR) {
-        sec++;
-        off = 0;
+    d.size = extentSize(d.records.map((r) => recordBase(r.id.length) + r.su.length));
+  }
+
+  // Joliet (Microsoft's Joliet specification, 1995): a second tree over the
+  // same file extents; directories in path table order, symlinks left out.
+  const jdirs: JDir[] = [];
+  if (o.joliet !== false) {
+    const queue: JDir[] = [{ kind: 'jdir', dir: root, id: Buffer.from([0]), number: 0, lba: 0, size: 0, records: [] }];
+    while (queue.length) {
+      const jd = queue.shift()!;
+      jd.number = jdirs.length + 1;
+      jdirs.push(jd);
+      const kids = [...jd.dir.children.values()].filter((c) => c.kind === 'dir' || (c.kind === 'file' && !c.hidden));
+      kids.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+      const used = new Set<string>();
+      const named = kids.map((c) => ({ c, id: jolietId(c.name, c.kind === 'dir', used) })).sort((a, b) => Buffer.compare(a.id, b.id));
+      jd.records.push({ node: jd, id: Buffer.from([0]) }, { node: jd.parent ?? jd, id: Buffer.from([1]) });
+      for (const { c, id } of named) {
+        if (c.kind === 'dir') {
+          const child: JDir = { kind: 'jdir', dir: c, parent: jd, id, number: 0, lba: 0, size: 0, records: [] };
+          queue.push(child);
+          jd.records.push({ node: child, id });
+        } else jd.records.push({ node: c, id });
       }
-      off += len;
+      jd.size = extentSize(jd.records.map((r) => recordBase(r.id.length)));
     }
-    d.size = (sec + 1) * SECTOR;
   }
 
   // Path tables.
   const ptRecords = (big: boolean) =>
     Buffer.concat(dirs.map((d) => pathTableRecord(d === root ? Buffer.from([0]) : Buffer.from(d.iso!.id, 'latin1'), d.lba, d.parent ? d.parent.number : 1, big)));
   const ptSize = ptRecords(false).length;
+  const jptRecords = (big: boolean) => Buffer.concat(jdirs.map((d) => pathTableRecord(d.id, d.lba, d.parent ? d.parent.number : 1, big)));
+  const jptSize = jptRecords(false).length;
 
   // Boot entries.
   const bootFiles: File[] = [];
@@ -273,18 +342,23 @@ export function planIso(o: IsoOptions): IsoPlan {
   // LBAs.
   let lba = 16;
   const pvdLba = lba++;
-  const brLba = o.boot ? lba++ : 0;
-  const termLba = lba++;
+  if (o.boot) lba++; // 17: El Torito wants its Boot Record here
+  if (jdirs.length) lba++; // Joliet's Supplementary Volume Descriptor
+  lba++; // Terminator
   const lPathLba = lba;
   lba += sectors(ptSize);
   const mPathLba = lba;
   lba += sectors(ptSize);
+  const jlPathLba = lba;
+  lba += sectors(jptSize);
+  const jmPathLba = lba;
+  lba += sectors(jptSize);
   let catalogLba = 0;
   if (o.boot) {
     catalogLba = lba++;
     if (catalogNode) catalogNode.lba = catalogLba;
   }
-  for (const d of dirs) {
+  for (const d of [...dirs, ...jdirs]) {
     d.lba = lba;
     lba += d.size / SECTOR;
   }
@@ -342,16 +416,17 @@ export function planIso(o: IsoOptions): IsoPlan {
   if (catalogNode) catalogNode.data = catalog;
 
   // Encode directories.
-  const recordOf = (n: Node | Dir, id: Buffer, s: PackedSU): Buffer => {
-    const entries = [...s.inline, ...(s.cont !== undefined ? [region.ceFor(s.cont)] : [])];
+  const recordOf = (n: Node | JDir, id: Buffer, s?: PackedSU): Buffer => {
+    const entries = s ? [...s.inline, ...(s.cont !== undefined ? [region.ceFor(s.cont)] : [])] : [];
+    if (n.kind === 'jdir') return dirRecord({ id, lba: n.lba, size: n.size, flags: FLAG_DIR, epoch });
     if (n.kind === 'dir') return dirRecord({ id, lba: n.lba, size: n.size, flags: FLAG_DIR, epoch, su: entries });
     if (n.kind === 'file') return dirRecord({ id, lba: n.lba, size: n.size, flags: 0, epoch, su: entries });
     return dirRecord({ id, lba: 0, size: 0, flags: 0, epoch, su: entries });
   };
-  const encodeDir = (d: Dir): Buffer => {
+  const encodeDir = (d: Dir | JDir): Buffer => {
     const b = Buffer.alloc(d.size);
     let p = 0;
-    for (const r of d.records) {
+    for (const r of d.records as { node: Node | JDir; id: Buffer; su?: PackedSU }[]) {
       const rec = recordOf(r.node, r.id, r.su);
       if ((p % SECTOR) + rec.length > SECTOR) p = Math.ceil(p / SECTOR) * SECTOR;
       rec.copy(b, p);
@@ -397,17 +472,42 @@ export function planIso(o: IsoOptions): IsoPlan {
       }),
     );
     if (o.boot) await put(bootRecordDescriptor(catalogLba));
-    void brLba;
+    if (jdirs.length) {
+      const j = jdirs[0];
+      await put(
+        primaryVolumeDescriptor({
+          joliet: true,
+          systemId: o.systemId ?? 'LINUX',
+          volumeId: o.volumeId ?? 'ISOIMAGE',
+          volumeSetId: o.volumeId ?? 'ISOIMAGE',
+          publisherId: o.publisherId ?? '',
+          preparerId: 'DOCKYARD',
+          applicationId: o.applicationId ?? 'DOCKYARD',
+          volumeBlocks: total / SECTOR,
+          pathTableSize: jptSize,
+          lPathLba: jlPathLba,
+          mPathLba: jmPathLba,
+          rootRecord: dirRecord({ id: Buffer.from([0]), lba: j.lba, size: j.size, flags: FLAG_DIR, epoch }),
+          epoch,
+        }),
+      );
+    }
     await put(terminatorDescriptor());
     await padToLba(lPathLba);
     await put(ptRecords(false));
     await padToLba(mPathLba);
     await put(ptRecords(true));
+    if (jdirs.length) {
+      await padToLba(jlPathLba);
+      await put(jptRecords(false));
+      await padToLba(jmPathLba);
+      await put(jptRecords(true));
+    }
     if (catalog) {
       await padToLba(catalogLba);
       await put(catalog);
     }
-    for (const d of dirs) {
+    for (const d of [...dirs, ...jdirs]) {
       await padToLba(d.lba);
       await put(encodeDir(d));
     }

@@ -3,7 +3,7 @@
  * the Primary Volume Descriptor (8.4) and the Volume Descriptor Set
  * Terminator (8.3).
  */
-import { both16, both32, dirDate, padStr, SECTOR, volDate } from './encode.js';
+import { both16, both32, dirDate, padStr as padAscii, SECTOR, volDate } from './encode.js';
 
 export const FLAG_DIR = 0x02; // 9.1.6 bit 1: Directory
 
@@ -68,17 +68,29 @@ export interface PvdFields {
   mPathLba: number;
   rootRecord: Buffer; // 34 bytes
   epoch: number;
+  /** A Joliet Supplementary Volume Descriptor (8.5; identifiers in UCS-2, escape sequence %/E = UCS-2 level 3). */
+  joliet?: boolean;
 }
 
-/** 8.4: the Primary Volume Descriptor. */
+/** Joliet: a character field in UCS-2 big-endian, padded with UCS-2 spaces (00 20). */
+function padUcs2(b: Buffer, off: number, len: number, s: string): void {
+  for (let i = 0; i + 1 < len; i += 2) b.writeUInt16BE(0x0020, off + i);
+  if (len % 2) b[off + len - 1] = 0x20;
+  const chars = s.slice(0, Math.floor(len / 2));
+  for (let i = 0; i < chars.length; i++) b.writeUInt16BE(chars.charCodeAt(i), off + 2 * i);
+}
+
+/** 8.4: the Primary Volume Descriptor (or, with `joliet`, the 8.5 Supplementary one). */
 export function primaryVolumeDescriptor(f: PvdFields): Buffer {
   const b = Buffer.alloc(SECTOR);
-  b[0] = 1; // BP 1: Volume Descriptor Type (primary)
+  const padStr = f.joliet ? padUcs2 : padAscii;
+  b[0] = f.joliet ? 2 : 1; // BP 1: Volume Descriptor Type (primary / supplementary)
   b.write('CD001', 1, 'latin1'); // BP 2–6: Standard Identifier
   b[6] = 1; // BP 7: Volume Descriptor Version
   padStr(b, 8, 32, f.systemId); // BP 9–40: System Identifier
   padStr(b, 40, 32, f.volumeId); // BP 41–72: Volume Identifier
   both32(b, 80, f.volumeBlocks); // BP 81–88: Volume Space Size
+  if (f.joliet) b.write('%/E', 88, 'latin1'); // BP 89–120: Escape Sequences (SVD only): UCS-2 level 3
   both16(b, 120, 1); // BP 121–124: Volume Set Size
   both16(b, 124, 1); // BP 125–128: Volume Sequence Number
   both16(b, 128, SECTOR); // BP 129–132: Logical Block Size

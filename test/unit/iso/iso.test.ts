@@ -144,6 +144,23 @@ describe('ISO 9660 + Rock Ridge writer', () => {
     expect((await readdir(join(out, 'names'))).sort()).toContain('mixed.case.name.with.dots');
   });
 
+  it('Joliet: osirrox reading without Rock Ridge gets UCS-2 names (long ones cut to 103, extension kept), same contents', async () => {
+    expect((await execa('isoinfo', ['-d', '-i', iso.path])).stdout).toMatch(/Joliet with UCS level 3 found/);
+    const out = join(work, 'jx');
+    const r = await execa('osirrox', ['-read_fs', 'norock', '-indev', iso.path, '-extract', '/', out], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(await readFile(join(out, 'hello.txt'), 'utf8')).toBe('hello\n');
+    expect(await readFile(join(out, 'names/ünïcödé-名前'), 'utf8')).toBe('utf8\n');
+    expect(await readFile(join(out, DEEP, 'bottom.txt'), 'utf8')).toBe('deep\n');
+    const names = await readdir(join(out, 'names'));
+    const long = names.find((n) => n.startsWith('a-very-long'))!;
+    expect(long.length).toBe(101);
+    expect(long.endsWith('.gz')).toBe(true);
+    expect(names.filter((n) => n.toLowerCase() === 'mixed.case.name.with.dots')).toHaveLength(2);
+    expect((await readdir(out)).filter((n) => n.startsWith('link-'))).toEqual([]); // Joliet has no symlinks
+    expect(createHash('sha256').update(await readFile(join(out, 'big.bin'))).digest('hex')).toBe(createHash('sha256').update(bytes(BIG, 7)).digest('hex'));
+  });
+
   it('is deterministic: the same tree gives the same bytes, another epoch other bytes', async () => {
     const again = await writeIso({ nodes: tree(), epoch: 1_700_000_000, volumeId: 'DOCKYARD_TEST' }, 'tree2.iso');
     expect(again.sha).toBe(iso.sha);
