@@ -279,19 +279,16 @@ export function planIso(o: IsoOptions): IsoPlan {
 
   // Directory records with their System Use fields; overflow to Continuation Areas.
   const region = new ContinuationRegion();
-  const su = (n: Node, extra: Buffer[], idLen: number): PackedSU => {
-    const entries = [...extra.filter((e) => e.subarray(0, 2).toString() === 'SP'), pxEntry(posixMode(n), nlink(n), 0, 0), tfEntry(epoch)];
-    for (const e of extra) if (e.subarray(0, 2).toString() !== 'SP') entries.push(e);
-    return packSystemUse(entries, 255 - recordBase(idLen), region);
-  };
+  // Entries: [SP first, root "." only], PX, TF, then NM/SL or ER.
+  const su = (n: Node, idLen: number, o: { sp?: boolean; after?: Buffer[] } = {}): PackedSU =>
+    packSystemUse([...(o.sp ? [spEntry()] : []), pxEntry(posixMode(n), nlink(n), 0, 0), tfEntry(epoch), ...(o.after ?? [])], 255 - recordBase(idLen), region);
   for (const d of dirs) {
-    const selfExtra = d === root ? [spEntry(), erEntry()] : [];
-    d.records.push({ node: d, id: Buffer.from([0]), role: 'self', su: su(d, selfExtra, 1) });
-    d.records.push({ node: d.parent ?? d, id: Buffer.from([1]), role: 'parent', su: su(d.parent ?? d, [], 1) });
+    const isRoot = d === root;
+    d.records.push({ node: d, id: Buffer.from([0]), role: 'self', su: su(d, 1, isRoot ? { sp: true, after: [erEntry()] } : {}) });
+    d.records.push({ node: d.parent ?? d, id: Buffer.from([1]), role: 'parent', su: su(d.parent ?? d, 1) });
     for (const c of listed(d)) {
       const id = Buffer.from(c.iso!.id, 'latin1');
-      const extra = [...nmEntries(c.name), ...(c.kind === 'symlink' ? slEntries(c.target) : [])];
-      d.records.push({ node: c, id, role: 'child', su: su(c, extra, id.length) });
+      d.records.push({ node: c, id, role: 'child', su: su(c, id.length, { after: [...nmEntries(c.name), ...(c.kind === 'symlink' ? slEntries(c.target) : [])] }) });
     }
     d.size = extentSize(d.records.map((r) => recordBase(r.id.length) + r.su.length));
   }
