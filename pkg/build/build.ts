@@ -10,7 +10,7 @@ import type { Spec } from '../spec/types.js';
 import { Cache, resolveAll } from '../cache/index.js';
 import { plan, type PlannedComponent } from '../plan/plan.js';
 import { getFormat } from '../formats/index.js';
-import { releaseBootParts } from '../formats/bootparts.js';
+import { releaseShared } from '../formats/shared.js';
 import { staticSegment } from '../rootfs/index.js';
 import { renderSbom, sbomPath } from '../sbom/sbom.js';
 import type { OutputFile, ProgressEvent } from '../formats/format.js';
@@ -186,7 +186,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await Promise.all(outputs.map((o) => rm(o.path, { force: true })));
     throw e;
   } finally {
-    await releaseBootParts(p.segments);
+    await releaseShared(p.segments);
   }
   return { outputs, components: p.components, timings, warnings };
 }

@@ -11,6 +11,7 @@ import { DockyardError } from '../errors.js';
 import type { FormatContext } from './format.js';
 import { Outputs } from './output.js';
 import { writeKernelInitrd } from './initrd/initrd.js';
+import { shared } from './shared.js';
 
 export interface BootParts {
   dir: string;
@@ -22,24 +23,9 @@ export interface BootParts {
   cleanup(): Promise<void>;
 }
 
-const shared = new WeakMap<object, Promise<BootParts>>();
-
-/** The build's boot parts, written on first use; `cleanup()` of the result is a no-op (see releaseBootParts). */
+/** The build's boot parts, written on first use; `cleanup()` of the result is a no-op (the build releases them). */
 export function prepareBootParts(ctx: FormatContext, format: string): Promise<BootParts> {
-  let p = shared.get(ctx.segments);
-  if (!p) {
-    p = writeBootParts(ctx, format);
-    shared.set(ctx.segments, p);
-    p.catch(() => shared.delete(ctx.segments));
-  }
-  return p.then((b) => ({ ...b, cleanup: async () => {} }));
-}
-
-/** Remove the shared boot parts of a build (called once its formats are done). */
-export async function releaseBootParts(segments: object): Promise<void> {
-  const p = shared.get(segments);
-  shared.delete(segments);
-  if (p) await p.then((b) => b.cleanup()).catch(() => {});
+  return shared(ctx, 'boot-parts', () => writeBootParts(ctx, format), (b) => b.cleanup()).then((b) => ({ ...b, cleanup: async () => {} }));
 }
 
 async function writeBootParts(ctx: FormatContext, format: string): Promise<BootParts> {

@@ -27,6 +27,8 @@ const ZERO_CHUNK = Buffer.alloc(CHUNK);
 export interface RawDisk {
   size: number;
   write(sink: ByteSink): Promise<void>;
+  /** A spooled copy shared with other converters (its close() is then the owner's business). */
+  spool?(scratchDir: string, signal?: AbortSignal): Promise<Spooled>;
 }
 
 export interface ConvertOptions {
@@ -131,6 +133,11 @@ export interface Spooled {
 }
 
 export async function spoolRaw(raw: RawDisk, scratchDir: string, signal?: AbortSignal): Promise<Spooled> {
+  if (raw.spool) return raw.spool(scratchDir, signal);
+  return spoolRawOnce(raw, scratchDir, signal);
+}
+
+export async function spoolRawOnce(raw: RawDisk, scratchDir: string, signal?: AbortSignal): Promise<Spooled> {
   const dir = await mkdtemp(join(scratchDir, '.vdisk-'));
   let fh: FileHandle | undefined;
   const close = async (): Promise<void> => {

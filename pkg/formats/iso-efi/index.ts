@@ -10,15 +10,15 @@ import type { BootParts } from '../bootparts.js';
 import { DockyardError } from '../../errors.js';
 import { planFat } from '../../disk/fat.js';
 import { idFrom } from '../../disk/guid.js';
-import { EFI_BOOT_NAME, planUki, UKI_STUB } from '../../pe/uki.js';
-import { ukiOsRelease } from '../uki/index.js';
+import { EFI_BOOT_NAME, UKI_STUB } from '../../pe/uki.js';
+import { sharedUki, ukiOsRelease } from '../uki/index.js';
 import { writeBootIso, type EfiImage } from '../../iso/format.js';
 
 /** The FAT El Torito image with the UKI as the removable-media boot file. */
 export async function efiBootImage(ctx: FormatContext, parts: BootParts): Promise<EfiImage> {
   if (!ctx.components) throw new DockyardError('E_INTERNAL', 'iso-efi: the systemd-boot component was not resolved');
   const stub = await ctx.components.readFile('systemd-boot', UKI_STUB[ctx.arch]);
-  const uki = await planUki({ stub, kernel: parts.kernel, initrd: parts.initrd, cmdline: parts.cmdline, osRelease: ukiOsRelease(ctx.name), arch: ctx.arch });
+  const uki = await sharedUki(ctx, stub, parts, ukiOsRelease(ctx.name));
   return planFat({
     files: [{ path: `EFI/BOOT/${EFI_BOOT_NAME[ctx.arch]}`, size: uki.size, write: (s) => uki.write(s) }],
     label: 'EFIBOOT',

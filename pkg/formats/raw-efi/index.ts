@@ -23,7 +23,9 @@ import type { ByteSink } from '../../archive/sink.js';
 import { DockyardError } from '../../errors.js';
 import { prepareBootParts } from '../bootparts.js';
 import { Outputs } from '../output.js';
-import { planUki, UKI_STUB, EFI_BOOT_NAME } from '../../pe/uki.js';
+import { UKI_STUB, EFI_BOOT_NAME } from '../../pe/uki.js';
+import { shared } from '../shared.js';
+import { sharedUki } from '../uki/index.js';
 import { ukiOsRelease } from '../uki/index.js';
 import { planFat } from '../../disk/fat.js';
 import { planGptDisk, alignUp, MiB } from '../../disk/gpt.js';
@@ -44,13 +46,18 @@ const MIN_EXTRA = 2 * MiB;
 
 const mib = (n: number) => `${Math.round((n / MiB) * 100) / 100} MiB`;
 
-export async function planRawEfi(ctx: FormatContext, format = 'raw-efi'): Promise<PlannedDisk> {
+/** The build's raw EFI disk for ctx.diskSize, planned once and shared by every format that wraps it. */
+export function planRawEfi(ctx: FormatContext, format = 'raw-efi'): Promise<PlannedDisk> {
+  return shared(ctx, `raw-efi:${ctx.diskSize ?? 'default'}`, () => planRawEfiOnce(ctx, format)).then((d) => ({ ...d, cleanup: async () => {} }));
+}
+
+async function planRawEfiOnce(ctx: FormatContext, format: string): Promise<PlannedDisk> {
   if (!ctx.components) throw new DockyardError('E_INTERNAL', `${format}: the systemd-boot component was not resolved`);
   const stub = await ctx.components.readFile('systemd-boot', UKI_STUB[ctx.arch]);
   const parts = await prepareBootParts(ctx, format);
   try {
     const osRelease = ukiOsRelease(ctx.name);
-    const uki = await planUki({ stub, kernel: parts.kernel, initrd: parts.initrd, cmdline: parts.cmdline, osRelease, arch: ctx.arch });
+    const uki = await sharedUki(ctx, stub, parts, osRelease);
 
     // Everything the disk's bytes follow from, cheaply: the segments' content keys, the stub, the command line, the name.
     const h = createHash('sha256').update(stub).update('\0').update(parts.cmdline).update('\0').update(osRelease).update('\0').update(String(ctx.epoch));

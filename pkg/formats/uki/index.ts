@@ -9,6 +9,13 @@ import { DockyardError } from '../../errors.js';
 import { prepareBootParts } from '../bootparts.js';
 import { Outputs } from '../output.js';
 import { planUki, UKI_STUB } from '../../pe/uki.js';
+import { shared } from '../shared.js';
+import type { BootParts } from '../bootparts.js';
+
+/** The build's UKI (stub + its boot parts), planned once per build and arch and shared by the formats that hold one. */
+export function sharedUki(ctx: FormatContext, stub: Buffer, parts: BootParts, osRelease: string): ReturnType<typeof planUki> {
+  return shared(ctx, `uki:${osRelease}`, () => planUki({ stub, kernel: parts.kernel, initrd: parts.initrd, cmdline: parts.cmdline, osRelease, arch: ctx.arch }));
+}
 
 /** os-release(5) of the image: fixed fields plus the output name, so nothing varies between builds. */
 export function ukiOsRelease(name: string): string {
@@ -28,14 +35,7 @@ export const ukiFormat: Format = {
     const parts = await prepareBootParts(ctx, 'uki');
     const outs = new Outputs(ctx);
     try {
-      const uki = await planUki({
-        stub,
-        kernel: parts.kernel,
-        initrd: parts.initrd,
-        cmdline: parts.cmdline,
-        osRelease: ukiOsRelease(ctx.name),
-        arch: ctx.arch,
-      });
+      const uki = await sharedUki(ctx, stub, parts, ukiOsRelease(ctx.name));
       const o = await outs.create(`${ctx.name}.efi`, true);
       ctx.emit({ kind: 'output-start', format: 'uki', file: o.path });
       await uki.write(o.sink);

@@ -25,7 +25,8 @@ import { writeQcow2 } from '../../vdisk/qcow2.js';
 import { writeDynamicVhd, writeFixedVhd } from '../../vdisk/vhd.js';
 import { writeVmdk } from '../../vdisk/vmdk.js';
 import { writeGcpTarGz } from '../../vdisk/gcp.js';
-import type { RawDisk } from '../../vdisk/spool.js';
+import { spoolRawOnce, type RawDisk } from '../../vdisk/spool.js';
+import { shared } from '../shared.js';
 import { planRawEfi, type PlannedDisk } from '../raw-efi/index.js';
 import { planRawBios } from '../raw-bios/index.js';
 
@@ -92,7 +93,14 @@ function vdiskFormat(s: VdiskSpec): Format {
         const fileName = o.path === '-' ? s.file(ctx.name) : basename(o.path);
         const scratchDir = ctx.tmpDir ?? ctx.segmentCacheDir ?? ctx.dir;
         const progress = new Progress(o.sink, (bytes) => ctx.emit({ kind: 'output-progress', format: s.name, file: o.path, bytes }));
-        await s.convert(raw, progress, { epoch: ctx.epoch, scratchDir, signal: ctx.signal, fileName });
+        // One spooled copy of a raw disk per build, whichever container format asks first.
+        const spooled: RawDisk = {
+          size: raw.size,
+          write: (sink) => raw.write(sink),
+          spool: (dir, signal) =>
+            shared(ctx, `spool:${s.plan ? s.name : 'efi'}:${raw.size}`, () => spoolRawOnce(raw, dir, signal), (sp) => sp.close()).then((sp) => ({ ...sp, close: async () => {} })),
+        };
+        await s.convert(spooled, progress, { epoch: ctx.epoch, scratchDir, signal: ctx.signal, fileName });
         return await outs.commit(s.name);
       } catch (e) {
         await outs.abort();
