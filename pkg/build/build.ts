@@ -3,6 +3,7 @@
  * Emits progress through `emit`; never prints.
  */
 import { mkdir, rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { DockyardError, formatProblem, type SpecProblem } from '../errors.js';
 import { loadSpecs, parseImageLabel, renderMetadata } from '../spec/index.js';
@@ -162,25 +163,42 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const segmentCacheDir = join(opts.cacheDir, 'segments');
   await mkdir(segmentCacheDir, { recursive: true });
   try {
-    for (const f of formats) {
-      const files = await f.write({
-        name: opts.name,
-        dir: opts.dir,
-        outFile: opts.outFile,
-        stdout: opts.stdout,
-        arch: opts.arch,
-        epoch: opts.epoch,
-        segments: p.segments,
-        segmentCacheDir,
-        tmpDir,
-        components,
-        diskSize: opts.diskSize,
-        emit,
-        signal: opts.signal,
-      });
-      outputs.push(...files.map((o) => ({ ...o, format: f.name })));
-      lap(`format:${f.name}`);
-    }
+    // Formats run side by side (as many as there are cores): the work they
+    // share is made once (pkg/formats/shared.ts), the rest is mostly
+    // compression on the thread pool.
+    const ctx = {
+      name: opts.name,
+      dir: opts.dir,
+      outFile: opts.outFile,
+      stdout: opts.stdout,
+      arch: opts.arch,
+      epoch: opts.epoch,
+      segments: p.segments,
+      segmentCacheDir,
+      tmpDir,
+      components,
+      diskSize: opts.diskSize,
+      emit,
+      signal: opts.signal,
+    };
+    const done: (BuildResult['outputs'] | undefined)[] = formats.map(() => undefined);
+    let next = 0;
+    const worker = async () => {
+      while (next < formats.length) {
+        const i = next++;
+        const t0 = performance.now();
+        const files = await formats[i].write(ctx).catch((e: unknown) => {
+          next = formats.length; // no new formats once one failed
+          throw e;
+        });
+        done[i] = files.map((o) => ({ ...o, format: formats[i].name }));
+        timings[`format:${formats[i].name}`] = Math.round(performance.now() - t0);
+      }
+    };
+    const results = await Promise.allSettled(Array.from({ length: Math.min(formats.length, availableParallelism()) }, worker));
+    for (const d of done) if (d) outputs.push(...d);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   } catch (e) {
     // No partial outputs: a failed build removes what earlier formats wrote.
     await Promise.all(outputs.map((o) => rm(o.path, { force: true })));
