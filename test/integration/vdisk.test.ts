@@ -87,7 +87,7 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
     const t1 = Date.now();
     // dynamic-vhd writes NAME.vhd too (as LinuxKit's does): its own directory.
     await build('amd64', ['dynamic-vhd'], dirs.dynamic);
-    await build('arm64', ['raw-efi', 'qcow2-efi'], dirs.arm64);
+    await build('arm64', ['raw-efi', 'qcow2-efi', 'vhd', 'vmdk', 'azure', 'gcp', 'aws'], dirs.arm64);
     console.log(`vdisk: amd64 ${AMD64.join(',')} built in ${t1 - t0} ms`);
   }, 1_200_000);
 
@@ -158,13 +158,20 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
     expect(dynHead.readUInt32BE(512 + 36)).toBe(vhdChecksum(dynHead.subarray(512, 1536), 36));
   }, 300_000);
 
-  it('arm64: qcow2-efi holds the raw-efi disk and passes qemu-img check', async () => {
-    const raw = join(dirs.arm64, 'hello-efi.img');
-    const q = join(dirs.arm64, 'hello-efi.qcow2');
+  it('arm64: qcow2-efi, vhd, vmdk, azure, gcp and aws hold the raw-efi disk and pass qemu-img / tar', async () => {
+    const d = dirs.arm64;
+    const raw = join(d, 'hello-efi.img');
+    const q = join(d, 'hello-efi.qcow2');
     expect((await qemuInfo(q, 'qcow2'))['virtual-size']).toBe((await stat(raw)).size);
     await qemuCheck(q, 'qcow2');
     await compareToRaw(raw, q, 'qcow2');
-  }, 120_000);
+    await compareToRaw(raw, join(d, 'hello.vhd'), 'vpc');
+    await qemuCheck(join(d, 'hello.vmdk'), 'vmdk');
+    await compareToRaw(raw, join(d, 'hello.vmdk'), 'vmdk');
+    expect((await qemuInfo(join(d, 'hello-azure.vhd'), 'vpc'))['virtual-size'] % MiB).toBe(0);
+    expect((await execa('tar', ['-tzf', join(d, 'hello.img.tar.gz')])).stdout.trim()).toBe('disk.raw');
+    expect(await sha256(join(d, 'hello.raw'))).toBe(await sha256(raw));
+  }, 180_000);
 
   it('azure with a --size that is not whole MiB: rounded up, GPT intact at the new end', async () => {
     const dir = join(work, 'azure-size');
