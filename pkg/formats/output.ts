@@ -77,6 +77,26 @@ export async function copyFile(path: string, sink: ByteSink, signal?: AbortSigna
   }
 }
 
+/** Passes bytes on, reporting the running count every 16 MiB (output-progress events). */
+export class Progress implements ByteSink {
+  private bytes = 0;
+  private next = PROGRESS_STEP;
+  constructor(
+    private readonly inner: ByteSink,
+    private readonly report: (bytes: number) => void,
+  ) {}
+  async write(b: Buffer): Promise<void> {
+    await this.inner.write(b);
+    this.bytes += b.length;
+    if (this.bytes >= this.next) {
+      this.next = this.bytes + PROGRESS_STEP;
+      this.report(this.bytes);
+    }
+  }
+}
+
+const PROGRESS_STEP = 16 * 1024 * 1024;
+
 export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);

@@ -12,7 +12,8 @@
  * loader, which wants the PE inside.
  */
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { readHead } from '../fsutil.js';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { DockyardError } from '../errors.js';
@@ -46,16 +47,6 @@ export interface UkiInput {
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 const VERSION_RE = /Linux version (\d+\.[^\s\0]+) \(/;
 
-async function readHead(path: string, n: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const b = Buffer.alloc(n);
-    const { bytesRead } = await fh.read(b, 0, n, 0);
-    return b.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
 
 function kernelStream(path: string, gzip: boolean): Readable {
   const src = createReadStream(path, { highWaterMark: 1024 * 1024 });

@@ -18,7 +18,7 @@
  * the partition filling all but the first MiB (--size likewise).
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { readHead } from '../../fsutil.js';
 import type { Format, FormatContext, OutputFile } from '../format.js';
 import type { ByteSink } from '../../archive/sink.js';
 import { DockyardError } from '../../errors.js';
@@ -37,16 +37,6 @@ const DEFAULT_EXTRA = 4 * MiB;
 const MIN_EXTRA = MiB;
 const mib = (n: number) => `${Math.round((n / MiB) * 100) / 100} MiB`;
 
-async function readHead(path: string, n: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const b = Buffer.alloc(n);
-    const { bytesRead } = await fh.read(b, 0, n, 0);
-    return b.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
 
 export async function planRawBios(ctx: FormatContext, format = 'raw-bios'): Promise<PlannedDisk> {
   if (ctx.arch !== 'amd64') throw new DockyardError('E_UNSUPPORTED_ARCH', `${format} is for amd64 (BIOS) only`);

@@ -22,7 +22,7 @@ import type { Format, FormatContext, OutputFile } from '../format.js';
 import type { ByteSink } from '../../archive/sink.js';
 import { DockyardError } from '../../errors.js';
 import { prepareBootParts } from '../bootparts.js';
-import { Outputs } from '../output.js';
+import { Outputs, Progress } from '../output.js';
 import { UKI_STUB, EFI_BOOT_NAME } from '../../pe/uki.js';
 import { shared } from '../shared.js';
 import { sharedUki } from '../uki/index.js';
@@ -99,23 +99,6 @@ async function planRawEfiOnce(ctx: FormatContext, format: string): Promise<Plann
   }
 }
 
-/** Reports bytes written as output-progress events, every 16 MiB. */
-class Progress implements ByteSink {
-  private bytes = 0;
-  private next = 16 * MiB;
-  constructor(
-    private readonly inner: ByteSink,
-    private readonly report: (bytes: number) => void,
-  ) {}
-  async write(b: Buffer): Promise<void> {
-    await this.inner.write(b);
-    this.bytes += b.length;
-    if (this.bytes >= this.next) {
-      this.next = this.bytes + 16 * MiB;
-      this.report(this.bytes);
-    }
-  }
-}
 
 export const rawEfiFormat: Format = {
   name: 'raw-efi',

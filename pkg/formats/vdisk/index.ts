@@ -20,7 +20,7 @@ import { basename } from 'node:path';
 import type { Format, FormatContext, OutputFile } from '../format.js';
 import type { ByteSink } from '../../archive/sink.js';
 import { DockyardError } from '../../errors.js';
-import { Outputs } from '../output.js';
+import { Outputs, Progress } from '../output.js';
 import { writeQcow2 } from '../../vdisk/qcow2.js';
 import { writeDynamicVhd, writeFixedVhd } from '../../vdisk/vhd.js';
 import { writeVmdk } from '../../vdisk/vmdk.js';
@@ -59,23 +59,6 @@ async function planAligned(ctx: FormatContext, format: string, align: number | u
   return plan({ ...ctx, diskSize: roundUp(p.size, align) }, format);
 }
 
-/** Passes bytes on, reporting the count every 16 MiB. */
-class Progress implements ByteSink {
-  private bytes = 0;
-  private next = 16 * MiB;
-  constructor(
-    private readonly inner: ByteSink,
-    private readonly report: (bytes: number) => void,
-  ) {}
-  async write(b: Buffer): Promise<void> {
-    await this.inner.write(b);
-    this.bytes += b.length;
-    if (this.bytes >= this.next) {
-      this.next = this.bytes + 16 * MiB;
-      this.report(this.bytes);
-    }
-  }
-}
 
 function vdiskFormat(s: VdiskSpec): Format {
   return {
