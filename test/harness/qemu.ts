@@ -39,16 +39,15 @@ export function defaultConsole(arch: QemuArch): string {
   return arch === 'amd64' ? 'ttyS0' : 'ttyAMA0';
 }
 
+/** TCG, no devices but ours, serial console on stdio, exit instead of rebooting. */
+function headless(memoryMB = 512): string[] {
+  return ['-accel', 'tcg', '-m', String(memoryMB), '-nodefaults', '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot'];
+}
+
 export function qemuCommand(o: BootOptions): { bin: string; args: string[] } {
   const cmdline = o.cmdline ?? `console=${defaultConsole(o.arch)} panic=-1`;
   const common = [
-    '-accel', 'tcg',
-    '-m', String(o.memoryMB ?? 512),
-    '-nodefaults',
-    '-display', 'none',
-    '-serial', 'stdio',
-    '-monitor', 'none',
-    '-no-reboot',
+    ...headless(o.memoryMB),
     '-kernel', o.kernel,
     '-initrd', o.initrd,
     '-append', cmdline,
@@ -136,13 +135,7 @@ export async function bootDiskUefi(o: DiskBootOptions): Promise<BootResult> {
     const vars = join(dir, 'vars.fd');
     await copyFile(fw.vars, vars);
     const common = [
-      '-accel', 'tcg',
-      '-m', String(o.memoryMB ?? 512),
-      '-nodefaults',
-      '-display', 'none',
-      '-serial', 'stdio',
-      '-monitor', 'none',
-      '-no-reboot',
+      ...headless(o.memoryMB),
       '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${fw.code}`,
       '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
       '-drive', `if=virtio,format=${o.format},snapshot=on,file=${o.disk}`,
@@ -160,13 +153,7 @@ export async function bootDiskUefi(o: DiskBootOptions): Promise<BootResult> {
 export function bootDiskBios(o: Omit<DiskBootOptions, 'arch'>): Promise<BootResult> {
   const args = [
     '-M', 'q35',
-    '-accel', 'tcg',
-    '-m', String(o.memoryMB ?? 512),
-    '-nodefaults',
-    '-display', 'none',
-    '-serial', 'stdio',
-    '-monitor', 'none',
-    '-no-reboot',
+    ...headless(o.memoryMB),
     '-drive', `if=virtio,format=${o.format},snapshot=on,file=${o.disk}`,
     ...(o.extraArgs ?? []),
   ];

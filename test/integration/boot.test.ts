@@ -6,23 +6,17 @@
  * the image) are read from the serial console.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { dockyard, repoRoot } from '../harness/cli.js';
 import { bootKernel } from '../harness/qemu.js';
-import { buildFixtures } from '../fixtures/build.js';
+import { fixtureCache } from '../harness/fixtures.js';
 
 let work: string;
 let cache: string;
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'dockyard-boot-'));
-  cache = join(work, 'cache');
-  const layout = join(work, 'layout');
-  await buildFixtures(layout, { full: false });
-  const r = await dockyard(['cache', '--cache', cache, 'import', layout]);
-  expect(r.exitCode, r.stderr).toBe(0);
+  ({ work, cache } = await fixtureCache('dockyard-boot-'));
   // Both architectures in one invocation: outputs in DIR/amd64 and DIR/arm64.
   const b = await dockyard(['build', '--offline', '--cache', cache, '--arch', 'amd64,arm64', '-f', 'kernel+initrd', '--dir', join(work, 'out'), join(repoRoot, 'examples/hello.yml')]);
   expect(b.exitCode, b.stderr).toBe(0);

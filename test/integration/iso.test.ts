@@ -11,25 +11,20 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { dockyard, repoRoot } from '../harness/cli.js';
 import { runQemu, UEFI_FIRMWARE, type BootResult, type QemuArch } from '../harness/qemu.js';
-import { buildFixtures } from '../fixtures/build.js';
+import { fixtureCache, sha256File } from '../harness/fixtures.js';
 
 const spec = join(repoRoot, 'examples/hello.yml');
 let work: string;
 let cache: string;
 const dir = { amd64: '', amd64Again: '', arm64: '' };
 
-async function sha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
-}
+const sha256 = sha256File;
 
 async function build(arch: 'amd64' | 'arm64', formats: string[], out: string): Promise<void> {
   const b = await dockyard(['build', '--offline', '--cache', cache, '--arch', arch, '-f', formats.join(','), '--dir', out, spec], { timeout: 600_000 });
@@ -103,12 +98,7 @@ describe('ISO formats', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
   beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'dockyard-iso-'));
-    cache = join(work, 'cache');
-    const layout = join(work, 'layout');
-    await buildFixtures(layout, { full: false });
-    const r = await dockyard(['cache', '--cache', cache, 'import', layout]);
-    expect(r.exitCode, r.stderr).toBe(0);
+    ({ work, cache } = await fixtureCache('dockyard-iso-'));
     for (const k of Object.keys(dir) as (keyof typeof dir)[]) dir[k] = join(work, k);
     let t = Date.now();
     await build('amd64', ['iso-bios', 'iso-efi', 'iso-hybrid', 'iso-efi-initrd', 'kernel+initrd'], dir.amd64);

@@ -9,14 +9,11 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { dockyard, repoRoot } from '../harness/cli.js';
 import { bootDiskBios } from '../harness/qemu.js';
-import { buildFixtures } from '../fixtures/build.js';
+import { fixtureCache, sha256File } from '../harness/fixtures.js';
 
 const MiB = 1024 * 1024;
 const spec = join(repoRoot, 'examples/hello.yml');
@@ -25,23 +22,14 @@ let work: string;
 let cache: string;
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'dockyard-raw-bios-'));
-  cache = join(work, 'cache');
-  const layout = join(work, 'layout');
-  await buildFixtures(layout, { full: false });
-  const r = await dockyard(['cache', '--cache', cache, 'import', layout]);
-  expect(r.exitCode, r.stderr).toBe(0);
+  ({ work, cache } = await fixtureCache('dockyard-raw-bios-'));
 }, 900_000);
 
 afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-async function sha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
-}
+const sha256 = sha256File;
 
 async function build(dir: string, extra: string[] = [], format = 'raw-bios') {
   return dockyard(['build', '--offline', '--cache', cache, '-f', format, '--dir', dir, ...extra, spec], { timeout: 600_000 });

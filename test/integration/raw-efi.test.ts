@@ -10,14 +10,11 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat, writeFile, open } from 'node:fs/promises';
+import { readdir, rm, stat, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { dockyard, repoRoot } from '../harness/cli.js';
 import { bootDiskUefi } from '../harness/qemu.js';
-import { buildFixtures } from '../fixtures/build.js';
+import { fixtureCache, sha256File } from '../harness/fixtures.js';
 
 const MiB = 1024 * 1024;
 const ESP = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
@@ -28,23 +25,14 @@ let work: string;
 let cache: string;
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'dockyard-raw-efi-'));
-  cache = join(work, 'cache');
-  const layout = join(work, 'layout');
-  await buildFixtures(layout, { full: false });
-  const r = await dockyard(['cache', '--cache', cache, 'import', layout]);
-  expect(r.exitCode, r.stderr).toBe(0);
+  ({ work, cache } = await fixtureCache('dockyard-raw-efi-'));
 }, 900_000);
 
 afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-async function sha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
-}
+const sha256 = sha256File;
 
 async function build(arch: 'amd64' | 'arm64', dir: string, extra: string[] = []) {
   return dockyard(['build', '--offline', '--cache', cache, '--arch', arch, '-f', 'raw-efi', '--dir', dir, ...extra, spec], { timeout: 600_000 });

@@ -10,12 +10,11 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { dockyard, repoRoot, cliPath, assertBuilt } from '../harness/cli.js';
-import { buildFixtures } from '../fixtures/build.js';
+import { fixtureCache } from '../harness/fixtures.js';
 import { formatNames } from '../../pkg/formats/index.js';
 
 type Arch = 'amd64' | 'arm64';
@@ -119,12 +118,7 @@ async function runCli(args: string[], o: { until?: RegExp; timeoutMs: number; tm
 }
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'dockyard-run-'));
-  cache = join(work, 'cache');
-  const layout = join(work, 'layout');
-  await buildFixtures(layout, { full: false });
-  const r = await dockyard(['cache', '--cache', cache, 'import', layout]);
-  expect(r.exitCode, r.stderr).toBe(0);
+  ({ work, cache } = await fixtureCache('dockyard-run-'));
 }, 900_000);
 
 afterAll(async () => {

@@ -8,13 +8,12 @@
  * serial console.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { link, mkdir, mkdtemp, readFile } from 'node:fs/promises';
+import { link, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { dockyard, repoRoot } from '../harness/cli.js';
 import { bootDiskUefi } from '../harness/qemu.js';
-import { buildFixtures } from '../fixtures/build.js';
+import { fixtureCache } from '../harness/fixtures.js';
 import { EFI_BOOT_NAME } from '../../pkg/pe/uki.js';
 import { parsePe } from '../../pkg/pe/pe.js';
 
@@ -23,12 +22,7 @@ let cache: string;
 const spec = join(repoRoot, 'examples/hello.yml');
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'dockyard-uki-'));
-  cache = join(work, 'cache');
-  const layout = join(work, 'layout');
-  await buildFixtures(layout, { full: false });
-  const r = await dockyard(['cache', '--cache', cache, 'import', layout]);
-  expect(r.exitCode, r.stderr).toBe(0);
+  ({ work, cache } = await fixtureCache('dockyard-uki-'));
 }, 900_000);
 
 const OBJDUMP = { amd64: 'objdump', arm64: 'aarch64-linux-gnu-objdump' } as const;

@@ -13,14 +13,11 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdtemp, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { dockyard, repoRoot } from '../harness/cli.js';
 import { bootDiskBios, bootDiskUefi } from '../harness/qemu.js';
-import { buildFixtures } from '../fixtures/build.js';
+import { fixtureCache, sha256File } from '../harness/fixtures.js';
 import { formatNames } from '../../pkg/formats/index.js';
 import { vhdChecksum } from '../../pkg/vdisk/vhd.js';
 
@@ -32,11 +29,7 @@ const spec = join(repoRoot, 'examples/hello.yml');
 let work: string;
 let cache: string;
 
-async function sha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
-}
+const sha256 = sha256File;
 
 async function build(arch: 'amd64' | 'arm64', formats: string[], dir: string): Promise<void> {
   const b = await dockyard(['build', '--offline', '--cache', cache, '--arch', arch, '-f', formats.join(','), '--dir', dir, spec], { timeout: 600_000 });
@@ -72,12 +65,7 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
   const dirs = { amd64: '', amd64Again: '', dynamic: '', arm64: '' };
 
   beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'dockyard-vdisk-'));
-    cache = join(work, 'cache');
-    const layout = join(work, 'layout');
-    await buildFixtures(layout, { full: false });
-    const r = await dockyard(['cache', '--cache', cache, 'import', layout]);
-    expect(r.exitCode, r.stderr).toBe(0);
+    ({ work, cache } = await fixtureCache('dockyard-vdisk-'));
     for (const k of Object.keys(dirs) as (keyof typeof dirs)[]) {
       dirs[k] = join(work, k);
       await mkdir(dirs[k], { recursive: true });
