@@ -452,15 +452,19 @@ export function planIso(o: IsoOptions): IsoPlan {
     }
     await put(sys);
     const rootRec = dirRecord({ id: Buffer.from([0]), lba: root.lba, size: root.size, flags: FLAG_DIR, epoch });
+    // The same identification in the primary and the Joliet descriptor.
+    const ids = {
+      systemId: o.systemId ?? 'LINUX',
+      volumeId: o.volumeId ?? 'ISOIMAGE',
+      volumeSetId: o.volumeId ?? 'ISOIMAGE',
+      publisherId: o.publisherId ?? '',
+      preparerId: 'DOCKYARD',
+      applicationId: o.applicationId ?? 'DOCKYARD',
+      volumeBlocks: total / SECTOR,
+    };
     await put(
       primaryVolumeDescriptor({
-        systemId: o.systemId ?? 'LINUX',
-        volumeId: o.volumeId ?? 'ISOIMAGE',
-        volumeSetId: o.volumeId ?? 'ISOIMAGE',
-        publisherId: o.publisherId ?? '',
-        preparerId: 'DOCKYARD',
-        applicationId: o.applicationId ?? 'DOCKYARD',
-        volumeBlocks: total / SECTOR,
+        ...ids,
         pathTableSize: ptSize,
         lPathLba,
         mPathLba,
@@ -474,13 +478,7 @@ export function planIso(o: IsoOptions): IsoPlan {
       await put(
         primaryVolumeDescriptor({
           joliet: true,
-          systemId: o.systemId ?? 'LINUX',
-          volumeId: o.volumeId ?? 'ISOIMAGE',
-          volumeSetId: o.volumeId ?? 'ISOIMAGE',
-          publisherId: o.publisherId ?? '',
-          preparerId: 'DOCKYARD',
-          applicationId: o.applicationId ?? 'DOCKYARD',
-          volumeBlocks: total / SECTOR,
+          ...ids,
           pathTableSize: jptSize,
           lPathLba: jlPathLba,
           mPathLba: jmPathLba,
