@@ -3,7 +3,6 @@
  * Emits progress through `emit`; never prints.
  */
 import { mkdir, rm } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { DockyardError, formatProblem, type SpecProblem } from '../errors.js';
 import { loadSpecs, parseImageLabel, renderMetadata } from '../spec/index.js';
@@ -48,6 +47,9 @@ export interface BuildOptions {
 }
 
 export const defaultEpoch = 0;
+
+/** Formats of one build written at the same time, at most. */
+const FORMATS_AT_ONCE = 16;
 
 export interface BuildResult {
   outputs: (OutputFile & { format: string })[];
@@ -163,9 +165,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const segmentCacheDir = join(opts.cacheDir, 'segments');
   await mkdir(segmentCacheDir, { recursive: true });
   try {
-    // Formats run side by side (as many as there are cores): the work they
-    // share is made once (pkg/formats/shared.ts), the rest is mostly
-    // compression on the thread pool.
+    // Formats run side by side: the work they share is made once
+    // (pkg/formats/shared.ts), and what each does alone is mostly waiting on
+    // the thread pool (compression, file I/O), so more of them than there
+    // are cores keep the cores busy.
     const ctx = {
       name: opts.name,
       dir: opts.dir,
@@ -182,10 +185,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       signal: opts.signal,
     };
     const done: (BuildResult['outputs'] | undefined)[] = formats.map(() => undefined);
+    // The heavy ones (whole-disk compression) first, so the rest overlaps them; outputs stay in the order asked.
+    const order = [...formats.keys()].sort((a, b) => Number(Boolean(formats[b].heavy)) - Number(Boolean(formats[a].heavy)));
     let next = 0;
     const worker = async () => {
       while (next < formats.length) {
-        const i = next++;
+        const i = order[next++];
         const t0 = performance.now();
         const files = await formats[i].write(ctx).catch((e: unknown) => {
           next = formats.length; // no new formats once one failed
@@ -195,7 +200,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         timings[`format:${formats[i].name}`] = Math.round(performance.now() - t0);
       }
     };
-    const results = await Promise.allSettled(Array.from({ length: Math.min(formats.length, availableParallelism()) }, worker));
+    const results = await Promise.allSettled(Array.from({ length: Math.min(formats.length, FORMATS_AT_ONCE) }, worker));
     for (const d of done) if (d) outputs.push(...d);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;

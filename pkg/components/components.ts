@@ -59,8 +59,25 @@ export class Components {
     return h;
   }
 
-  /** The bytes of files in a component image (paths without leading `/`); missing ones are an error. */
-  async readFiles(name: string, paths: string[]): Promise<Map<string, Buffer>> {
+  private readonly read = new Map<string, Promise<Map<string, Buffer>>>();
+
+  /**
+   * The bytes of files in a component image (paths without leading `/`);
+   * missing ones are an error. Read once per build (formats side by side ask
+   * for the same stub).
+   */
+  readFiles(name: string, paths: string[]): Promise<Map<string, Buffer>> {
+    const key = [name, ...paths].join('\0');
+    let p = this.read.get(key);
+    if (!p) {
+      p = this.readFilesOnce(name, paths);
+      this.read.set(key, p);
+      p.catch(() => this.read.delete(key));
+    }
+    return p;
+  }
+
+  private async readFilesOnce(name: string, paths: string[]): Promise<Map<string, Buffer>> {
     const h = this.handle(name);
     const want = new Set(paths.map((p) => p.replace(/^\/+/, '')));
     const got = new Map<string, Buffer>();

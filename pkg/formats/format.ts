@@ -57,6 +57,11 @@ export interface Format {
   files(name: string): string[];
   /** Architectures it supports (default: both). */
   readonly arches?: readonly ('amd64' | 'arm64')[];
+  /**
+   * Compresses a whole disk (the long pole of a build): started before the
+   * others when formats build side by side, so its time overlaps theirs.
+   */
+  readonly heavy?: boolean;
   /** Components (see pkg/components) it needs for `arch`, resolved before it runs. */
   components?(arch: 'amd64' | 'arm64'): string[];
   /**

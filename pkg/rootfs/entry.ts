@@ -40,4 +40,10 @@ export interface Segment {
   key: string;
   /** A fresh, deterministic iteration each call. */
   entries(): AsyncIterable<Entry>;
+  /**
+   * The kernel segment's entries() in two parts: the leading `boot` entries,
+   * and everything after them (the modules). A format that caches the second
+   * part then need not read the image to get past the first.
+   */
+  split?: { boot(): AsyncIterable<Entry>; rest(): AsyncIterable<Entry> };
 }

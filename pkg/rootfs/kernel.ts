@@ -146,17 +146,24 @@ export function kernelSegment(o: KernelSegmentOptions): Segment {
   const n = names(o.kernel);
   const cmdline = Buffer.from(o.kernel.cmdline ?? '');
   const spoolDir = join(o.tmpDir, 'kernel-' + sha256hex(ROOTFS_VERSION, o.image.manifestDigest, n.binary, n.ucode, o.decompress ? 'plain' : '').slice(0, 32));
+  async function* boot(): AsyncGenerator<Entry> {
+    const s = await spool(o, spoolDir);
+    if (n.tar && !s.hasTar) throw new DockyardError('E_KERNEL', `kernel image ${o.image.ref} has no /${n.tar} (set kernel.tar, or "none" for no modules)`);
+    yield { path: 'boot', type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0 };
+    yield { path: 'boot/kernel', type: 'file', mode: s.kernel.mode, uid: 0, gid: 0, size: s.kernel.size, body: createReadStream(join(spoolDir, 'kernel'), { highWaterMark: 1024 * 1024 }) };
+    yield { path: 'boot/cmdline', type: 'file', mode: 0o644, uid: 0, gid: 0, size: cmdline.length, body: cmdline };
+    if (s.ucode) yield { path: 'boot/ucode.cpio', type: 'file', mode: s.ucode.mode, uid: 0, gid: 0, size: s.ucode.size, body: createReadStream(join(spoolDir, 'ucode')) };
+  }
+  async function* rest(): AsyncGenerator<Entry> {
+    if (n.tar) yield* modules(o, n.tar);
+  }
   return {
     name: 'kernel',
     key: sha256hex(ROOTFS_VERSION, 'kernel', o.image.manifestDigest, n.binary, n.tar, n.ucode, cmdline.toString('hex'), o.decompress ? 'plain' : ''),
     async *entries() {
-      const s = await spool(o, spoolDir);
-      if (n.tar && !s.hasTar) throw new DockyardError('E_KERNEL', `kernel image ${o.image.ref} has no /${n.tar} (set kernel.tar, or "none" for no modules)`);
-      yield { path: 'boot', type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0 };
-      yield { path: 'boot/kernel', type: 'file', mode: s.kernel.mode, uid: 0, gid: 0, size: s.kernel.size, body: createReadStream(join(spoolDir, 'kernel')) };
-      yield { path: 'boot/cmdline', type: 'file', mode: 0o644, uid: 0, gid: 0, size: cmdline.length, body: cmdline };
-      if (s.ucode) yield { path: 'boot/ucode.cpio', type: 'file', mode: s.ucode.mode, uid: 0, gid: 0, size: s.ucode.size, body: createReadStream(join(spoolDir, 'ucode')) };
-      if (n.tar) yield* modules(o, n.tar);
+      yield* boot();
+      yield* rest();
     },
+    split: { boot, rest },
   };
 }

@@ -63,7 +63,23 @@ export async function writeKernelInitrd(ctx: FormatContext, kernelSink: ByteSink
   for (let i = 0; i < segs.length; i++) {
     ctx.signal?.throwIfAborted();
     const seg = segs[i];
-    if (i === 0 && seg.name === 'kernel') {
+    if (i === 0 && seg.name === 'kernel' && seg.split) {
+      // The boot entries alone, then the rest, whose encoding is usually cached (the image is then not read).
+      const held: Entry[] = [];
+      let ucode: Buffer | undefined;
+      for await (const e of seg.split.boot()) {
+        if (e.path === 'boot/kernel') {
+          kernel = true;
+          if (kernelSink) for await (const c of bodyChunks(e.body)) await kernelSink.write(c);
+          else for await (const _ of bodyChunks(e.body)) void _;
+        } else if (e.path === 'boot/cmdline') cmdline = await collectBody(e.body);
+        else if (e.path === 'boot/ucode.cpio') ucode = await collectBody(e.body);
+        else if (isBoot(e.path)) continue;
+        else held.push(e); // the `boot` directory itself stays in the initrd
+      }
+      if (ucode) await initrdSink.write(ucode);
+      await cpioSegment(ctx, `${seg.key}:after-boot`, prepend(held, seg.split.rest()[Symbol.asyncIterator]()), initrdSink);
+    } else if (i === 0 && seg.name === 'kernel') {
       const it = seg.entries()[Symbol.asyncIterator]();
       const held: Entry[] = [];
       let ucode: Buffer | undefined;
