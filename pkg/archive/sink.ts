@@ -12,6 +12,12 @@ const BATCH = 256 * 1024;
 /** Anything bytes can be pushed into, waiting for room. */
 export interface ByteSink {
   write(b: Buffer): Promise<void>;
+  /**
+   * `n` zero bytes, for a sink that can take them without buffers (a disk
+   * scanner skips whole zero chunks). Optional: writeZeros (pkg/disk/io.ts)
+   * falls back to write() with a shared zero buffer.
+   */
+  zeros?(n: number): Promise<void>;
 }
 
 export class Sink implements ByteSink {
@@ -92,6 +98,22 @@ export class Counter implements ByteSink {
   async write(b: Buffer): Promise<void> {
     this.bytes += b.length;
     await this.inner.write(b);
+  }
+  async zeros(n: number): Promise<void> {
+    this.bytes += n;
+    await forwardZeros(this.inner, n);
+  }
+}
+
+const ZERO = Buffer.alloc(1024 * 1024);
+
+/** `n` zero bytes into `sink`: its zeros() if it has one, else writes of one shared zero buffer. */
+export async function forwardZeros(sink: ByteSink, n: number): Promise<void> {
+  if (sink.zeros) return sink.zeros(n);
+  while (n > 0) {
+    const k = Math.min(n, ZERO.length);
+    await sink.write(ZERO.subarray(0, k));
+    n -= k;
   }
 }
 

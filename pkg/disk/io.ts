@@ -1,16 +1,10 @@
 /** Byte-stream helpers shared by the disk writers. */
 import { DockyardError } from '../errors.js';
-import type { ByteSink } from '../archive/sink.js';
+import { forwardZeros, type ByteSink } from '../archive/sink.js';
 
-const ZERO = Buffer.alloc(1024 * 1024);
-
-/** `n` zero bytes (from one shared, never written buffer). */
+/** `n` zero bytes: the sink's zeros() if it has one, else one shared, never written buffer. */
 export async function writeZeros(sink: ByteSink, n: number): Promise<void> {
-  while (n > 0) {
-    const k = Math.min(n, ZERO.length);
-    await sink.write(ZERO.subarray(0, k));
-    n -= k;
-  }
+  if (n > 0) await forwardZeros(sink, n);
 }
 
 /** Passes bytes on, counting them; refuses more than `limit`. */
@@ -25,6 +19,11 @@ class Bounded implements ByteSink {
     this.bytes += b.length;
     if (this.bytes > this.limit) throw new DockyardError('E_INTERNAL', `${this.what} wrote more than its declared ${this.limit} bytes`);
     await this.inner.write(b);
+  }
+  async zeros(n: number): Promise<void> {
+    this.bytes += n;
+    if (this.bytes > this.limit) throw new DockyardError('E_INTERNAL', `${this.what} wrote more than its declared ${this.limit} bytes`);
+    await forwardZeros(this.inner, n);
   }
 }
 

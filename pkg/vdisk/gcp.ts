@@ -6,22 +6,26 @@
  * GNU tar header (GNU tar manual, "Basic Tar Format", struct posix_header
  * with the oldgnu magic): sizes of 8 GiB and more use GNU's base-256 size
  * field. The archive ends with two zero blocks and is padded to GNU tar's
- * 10240-byte record. The raw bytes stream through; gzip members are cut every
- * 4 MiB of input (fixed, so the bytes do not depend on how the raw disk
- * chunks its writes or on the parallelism) and compressed in parallel.
+ * 10240-byte record.
+ *
+ * The gzip stream is a series of members (RFC 1952 section 2.2), cut where
+ * the disk's content decides, never where the writes happened to fall: the
+ * tar header alone; then each non-zero 64 KiB chunk of the disk (spooled,
+ * pkg/vdisk/spool.ts) as one member, whose deflate data is the VMDK's for
+ * the same chunk (pkg/vdisk/grains.ts: compressed once per build); each run
+ * of zero chunks as members of at most 4 MiB; the last partial chunk with
+ * the tar trailer. Members are compressed a few at a time on the thread
+ * pool and written in order.
  */
 import type { ByteSink } from '../archive/sink.js';
-import { gzip } from 'node:zlib';
-import { promisify } from 'node:util';
-import { availableParallelism } from 'node:os';
-import { DockyardError } from '../errors.js';
-import { checkRawSize, type RawDisk } from './spool.js';
+import { CHUNK, checkRawSize, nonzeroChunks, spoolRaw, type ConvertOptions, type RawDisk, type Spooled } from './spool.js';
+import { ChunkDeflater, gzipMember } from './grains.js';
 
 const BLOCK = 512;
 const RECORD = 20 * BLOCK;
-const MEMBER = 4 * 1024 * 1024;
-const ZERO_MEMBER = Buffer.alloc(MEMBER);
-const gzipAsync = promisify(gzip);
+/** Zero chunks in one member at most (4 MiB). */
+const ZERO_RUN = 64;
+const PARALLEL = 8;
 
 function octal(b: Buffer, at: number, len: number, v: number): void {
   b.write(v.toString(8).padStart(len - 1, '0') + '\0', at, len, 'latin1');
@@ -51,68 +55,49 @@ export function gnuTarHeader(o: { name: string; size: number; mtime: number; mod
   return h;
 }
 
-/**
- * gzip in members of exactly MEMBER input bytes (RFC 1952 2.2: a gzip file
- * is a series of members), compressed a few at a time on the thread pool
- * and written in order. A member of zeros (most of a sparse disk) is
- * compressed once and reused.
- */
-class FixedMemberGzip implements ByteSink {
-  private cur = Buffer.allocUnsafe(MEMBER);
-  private len = 0;
-  private readonly inflight: Promise<Buffer>[] = [];
-  private zeroMember: Promise<Buffer> | undefined;
-  constructor(
-    private readonly dest: ByteSink,
-    private readonly level: number,
-    private readonly parallel = Math.max(2, availableParallelism()),
-  ) {}
-  async write(b: Buffer): Promise<void> {
-    let off = 0;
-    while (off < b.length) {
-      const n = Math.min(MEMBER - this.len, b.length - off);
-      b.copy(this.cur, this.len, off, off + n);
-      this.len += n;
-      off += n;
-      if (this.len === MEMBER) await this.cut();
-    }
-  }
-  private async cut(): Promise<void> {
-    const data = this.cur.subarray(0, this.len);
-    let p: Promise<Buffer>;
-    if (data.length === MEMBER && data.equals(ZERO_MEMBER)) {
-      p = this.zeroMember ??= gzipAsync(ZERO_MEMBER, { level: this.level });
-    } else {
-      p = gzipAsync(data, { level: this.level });
-      this.cur = Buffer.allocUnsafe(MEMBER); // `data` belongs to the compressor now
-    }
-    this.len = 0;
+/** The archive from the spooled disk: see the file comment for the member layout. */
+export async function writeGcpFrom(sp: Spooled, sink: ByteSink, opts: { epoch: number; signal?: AbortSignal; deflater?: ChunkDeflater }): Promise<void> {
+  const deflater = opts.deflater ?? new ChunkDeflater();
+  const member = (b: Buffer): Promise<Buffer> => deflater.deflate(b).then((d) => gzipMember(d, deflater.level));
+  const zeroRuns = new Map<number, Promise<Buffer>>();
+  const zeroRun = (chunks: number): Promise<Buffer> => {
+    let p = zeroRuns.get(chunks);
+    if (!p) zeroRuns.set(chunks, (p = member(Buffer.alloc(chunks * CHUNK))));
+    return p;
+  };
+  const pending: Promise<Buffer>[] = [];
+  const push = async (p: Promise<Buffer>): Promise<void> => {
     p.catch(() => {}); // awaited in order below
-    this.inflight.push(p);
-    while (this.inflight.length > this.parallel) await this.dest.write(await this.inflight.shift()!);
+    pending.push(p);
+    while (pending.length > PARALLEL) await sink.write(await pending.shift()!);
+  };
+
+  await push(member(gnuTarHeader({ name: 'disk.raw', size: sp.size, mtime: opts.epoch })));
+  const trailerLen = 2 * BLOCK + ((RECORD - ((BLOCK + sp.size + 2 * BLOCK) % RECORD)) % RECORD); // raw size is a multiple of 512: no body padding
+  const full = Math.floor(sp.size / CHUNK);
+  const zeros = async (chunks: number): Promise<void> => {
+    for (; chunks >= ZERO_RUN; chunks -= ZERO_RUN) await push(zeroRun(ZERO_RUN));
+    if (chunks > 0) await push(zeroRun(chunks));
+  };
+  let at = 0; // next chunk index to emit
+  for await (const [g, bytes] of nonzeroChunks({ nonzero: sp.nonzero.subarray(0, full), read: (p, l) => sp.read(p, l) }, opts.signal)) {
+    await zeros(g - at);
+    await push(member(bytes));
+    at = g + 1;
   }
-  async end(): Promise<void> {
-    if (this.len > 0) await this.cut();
-    while (this.inflight.length > 0) await this.dest.write(await this.inflight.shift()!);
-  }
+  await zeros(full - at);
+  const tail = sp.size - full * CHUNK;
+  await push(member(Buffer.concat([tail > 0 ? await sp.read(full * CHUNK, tail) : Buffer.alloc(0), Buffer.alloc(trailerLen)])));
+  while (pending.length > 0) await sink.write(await pending.shift()!);
 }
 
 /** `disk.raw` in a GNU tar, gzip-compressed, into `sink`. */
-export async function writeGcpTarGz(raw: RawDisk, sink: ByteSink, opts: { epoch: number; signal?: AbortSignal; level?: number }): Promise<void> {
+export async function writeGcpTarGz(raw: RawDisk, sink: ByteSink, opts: ConvertOptions & { deflater?: ChunkDeflater }): Promise<void> {
   checkRawSize(raw.size, 'gcp');
-  const m = new FixedMemberGzip(sink, opts.level ?? 6);
-  await m.write(gnuTarHeader({ name: 'disk.raw', size: raw.size, mtime: opts.epoch }));
-  let n = 0;
-  await raw.write({
-    async write(b: Buffer): Promise<void> {
-      opts.signal?.throwIfAborted();
-      n += b.length;
-      await m.write(b);
-    },
-  });
-  if (n !== raw.size) throw new DockyardError('E_INTERNAL', `gcp: raw disk wrote ${n} bytes, planned ${raw.size}`);
-  const used = BLOCK + raw.size; // raw.size is a multiple of 512: no body padding
-  const end = used + 2 * BLOCK;
-  await m.write(Buffer.alloc(2 * BLOCK + ((RECORD - (end % RECORD)) % RECORD)));
-  await m.end();
+  const sp = await spoolRaw(raw, opts.scratchDir, opts.signal);
+  try {
+    await writeGcpFrom(sp, sink, opts);
+  } finally {
+    await sp.close();
+  }
 }

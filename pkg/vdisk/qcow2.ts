@@ -15,7 +15,7 @@
  * QCOW_OFLAG_COPIED. Nothing depends on time or randomness.
  */
 import type { ByteSink } from '../archive/sink.js';
-import { CHUNK, checkRawSize, spoolRaw, type ConvertOptions, type RawDisk, type Spooled } from './spool.js';
+import { CHUNK, checkRawSize, nonzeroChunks, spoolRaw, type ConvertOptions, type RawDisk, type Spooled } from './spool.js';
 
 export const QCOW2_CLUSTER_BITS = 16;
 const CS = 1 << QCOW2_CLUSTER_BITS; // == CHUNK
@@ -166,10 +166,6 @@ export async function writeQcow2From(sp: Spooled, sink: ByteSink, signal?: Abort
     await sink.write(l2);
   }
 
-  // Data clusters.
-  for (let g = 0; g < sp.nonzero.length; g++) {
-    if (!sp.nonzero[g]) continue;
-    signal?.throwIfAborted();
-    await sink.write(await sp.read(g * CHUNK, CHUNK));
-  }
+  // Data clusters, in guest order.
+  for await (const [, c] of nonzeroChunks(sp, signal)) await sink.write(c);
 }

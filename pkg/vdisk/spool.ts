@@ -13,6 +13,7 @@
  * 64 KiB is the qcow2 cluster and the VMDK grain; a dynamic VHD block is 32
  * of them.
  */
+import { createReadStream } from 'node:fs';
 import { open, mkdtemp, rm, type FileHandle } from 'node:fs/promises';
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
@@ -97,6 +98,25 @@ export class ChunkScanner implements ByteSink {
     }
   }
 
+  /** `n` zero bytes: whole zero chunks are only counted (nothing to compare, hash or write). */
+  async zeros(n: number): Promise<void> {
+    this.signal?.throwIfAborted();
+    if (this.pos + n > this.size) throw new DockyardError('E_INTERNAL', `raw disk wrote more than its planned ${this.size} bytes`);
+    this.pos += n;
+    if (this.fill > 0) {
+      const k = Math.min(n, CHUNK - this.fill);
+      this.cur.fill(0, this.fill, this.fill + k);
+      this.fill += k;
+      n -= k;
+      if (this.fill < CHUNK) return;
+      await this.chunk(this.cur);
+      this.fill = 0;
+    }
+    this.index += Math.floor(n / CHUNK);
+    this.fill = n % CHUNK;
+    if (this.fill > 0) this.cur.fill(0, 0, this.fill);
+  }
+
   private async chunk(c: Buffer): Promise<void> {
     const i = this.index++;
     if (isZero(c)) return;
@@ -129,6 +149,10 @@ export interface Spooled {
   id: Buffer;
   /** `len` bytes at `pos` (zeros past the end of the disk). */
   read(pos: number, len: number): Promise<Buffer>;
+  /** The scratch file itself (exactly the raw disk's bytes; holes where it is zero). */
+  path: string;
+  /** sha256 (hex) of the raw disk's bytes followed by `tail`; the file is read once, on first call. */
+  sha256(tail?: Buffer): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -146,7 +170,8 @@ export async function spoolRawOnce(raw: RawDisk, scratchDir: string, signal?: Ab
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    fh = await open(join(dir, 'raw'), 'w+');
+    const path = join(dir, 'raw');
+    fh = await open(path, 'w+');
     const f = fh;
     const scan = new ChunkScanner(
       raw.size,
@@ -158,18 +183,31 @@ export async function spoolRawOnce(raw: RawDisk, scratchDir: string, signal?: Ab
     await raw.write(scan);
     const id = await scan.finish();
     await f.truncate(raw.size);
+    let whole: Promise<Hash> | undefined;
+    const hashWhole = async (): Promise<Hash> => {
+      const h = createHash('sha256');
+      for await (const c of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(c as Buffer);
+      return h;
+    };
     return {
       size: raw.size,
       nonzero: scan.nonzero,
       id,
+      path,
+      async sha256(tail?: Buffer): Promise<string> {
+        const h = (await (whole ??= hashWhole())).copy();
+        if (tail) h.update(tail);
+        return h.digest('hex');
+      },
       async read(pos: number, len: number): Promise<Buffer> {
-        const b = Buffer.alloc(len);
+        const b = Buffer.allocUnsafe(len);
         let done = 0;
         while (done < len && pos + done < raw.size) {
           const { bytesRead } = await f.read(b, done, Math.min(len - done, raw.size - pos - done), pos + done);
           if (bytesRead === 0) break;
           done += bytesRead;
         }
+        b.fill(0, done);
         return b;
       },
       close,
@@ -186,4 +224,25 @@ export function derivedUuid(id: Buffer, purpose: string): Buffer {
   u[6] = (u[6] & 0x0f) | 0x50;
   u[8] = (u[8] & 0x3f) | 0x80;
   return Buffer.from(u);
+}
+
+/**
+ * The non-zero chunks of a spooled disk in order, as [index, 64 KiB bytes];
+ * runs of consecutive ones are read together (up to `max` chunks a read).
+ * The buffers are the caller's to keep.
+ */
+export async function* nonzeroChunks(sp: Pick<Spooled, 'nonzero' | 'read'>, signal?: AbortSignal, max = 16): AsyncGenerator<[number, Buffer]> {
+  const n = sp.nonzero.length;
+  for (let g = 0; g < n; ) {
+    if (!sp.nonzero[g]) {
+      g++;
+      continue;
+    }
+    let e = g + 1;
+    while (e < n && e - g < max && sp.nonzero[e]) e++;
+    signal?.throwIfAborted();
+    const b = await sp.read(g * CHUNK, (e - g) * CHUNK);
+    for (let i = g; i < e; i++) yield [i, b.subarray((i - g) * CHUNK, (i - g + 1) * CHUNK)];
+    g = e;
+  }
 }

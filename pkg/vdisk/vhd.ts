@@ -133,6 +133,12 @@ export async function writeFixedVhd(raw: RawDisk, sink: ByteSink, opts: Pick<Con
   await sink.write(encodeVhdFooter({ size: raw.size, type: 'fixed', epoch: opts.epoch, uniqueId: derivedUuid(id, 'vhd') }));
 }
 
+/** The footer that follows a spooled raw disk to make it a fixed VHD (what writeFixedVhd ends with). */
+export function fixedVhdFooter(sp: Pick<Spooled, 'size' | 'id'>, epoch: number): Buffer {
+  checkVhdSize(sp.size, 'vhd');
+  return encodeVhdFooter({ size: sp.size, type: 'fixed', epoch, uniqueId: derivedUuid(sp.id, 'vhd') });
+}
+
 /** Dynamic VHD: only blocks holding data are stored. */
 export async function writeDynamicVhd(raw: RawDisk, sink: ByteSink, opts: ConvertOptions): Promise<void> {
   checkVhdSize(raw.size, 'dynamic vhd');

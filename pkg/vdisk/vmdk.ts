@@ -17,13 +17,10 @@
  * with deflate in zlib framing, a few at a time on the thread pool; the bytes
  * do not depend on that parallelism. The CID is derived from the content.
  */
-import { deflate } from 'node:zlib';
-import { promisify } from 'node:util';
 import type { ByteSink } from '../archive/sink.js';
 import { DockyardError } from '../errors.js';
-import { CHUNK, SECTOR, checkRawSize, spoolRaw, type ConvertOptions, type RawDisk, type Spooled } from './spool.js';
-
-const deflateAsync = promisify(deflate);
+import { CHUNK, SECTOR, checkRawSize, nonzeroChunks, spoolRaw, type ConvertOptions, type RawDisk, type Spooled } from './spool.js';
+import { ChunkDeflater, DEFLATE_LEVEL, zlibFrame } from './grains.js';
 
 const GRAIN_SECTORS = CHUNK / SECTOR; // 128
 const GTES_PER_GT = 512;
@@ -39,11 +36,13 @@ const MARKER_GT = 1;
 const MARKER_GD = 2;
 const MARKER_FOOTER = 3;
 const PARALLEL = 8;
-export const VMDK_DEFLATE_LEVEL = 6;
+export const VMDK_DEFLATE_LEVEL = DEFLATE_LEVEL;
 
 export interface VmdkOptions extends ConvertOptions {
   /** File name written in the descriptor's extent line (the .vmdk's own name). */
   fileName: string;
+  /** Deflated chunks shared with other compressed containers of the build (pkg/vdisk/grains.ts). */
+  deflater?: ChunkDeflater;
 }
 
 /** SparseExtentHeader (spec "Hosted Sparse Extent Header"), one sector. */
@@ -112,7 +111,8 @@ export async function writeVmdk(raw: RawDisk, sink: ByteSink, opts: VmdkOptions)
   }
 }
 
-export async function writeVmdkFrom(sp: Spooled, sink: ByteSink, opts: Pick<VmdkOptions, 'fileName' | 'signal'>): Promise<void> {
+export async function writeVmdkFrom(sp: Spooled, sink: ByteSink, opts: Pick<VmdkOptions, 'fileName' | 'signal' | 'deflater'>): Promise<void> {
+  const deflater = opts.deflater ?? new ChunkDeflater(VMDK_DEFLATE_LEVEL);
   const capacity = sp.size / SECTOR;
   let cid = sp.id.readUInt32BE(0);
   if (cid >= 0xfffffffe) cid = 0x7fffffff; // ffffffff / fffffffe mean "no parent" / invalid
@@ -141,11 +141,8 @@ export async function writeVmdkFrom(sp: Spooled, sink: ByteSink, opts: Pick<Vmdk
     sector += total / SECTOR;
     await sink.write(b);
   };
-  for (let g = 0; g < grains; g++) {
-    if (!sp.nonzero[g]) continue;
-    opts.signal?.throwIfAborted();
-    const bytes = await sp.read(g * CHUNK, CHUNK);
-    const data = deflateAsync(bytes, { level: VMDK_DEFLATE_LEVEL });
+  for await (const [g, bytes] of nonzeroChunks(sp, opts.signal)) {
+    const data = deflater.deflate(bytes).then((d) => zlibFrame(d, deflater.level));
     data.catch(() => {}); // awaited in order by emit()
     pending.push({ g, data });
     if (pending.length >= PARALLEL) await emit();

@@ -22,7 +22,7 @@ import type { Format, FormatContext, OutputFile } from '../format.js';
 import type { ByteSink } from '../../archive/sink.js';
 import { DockyardError } from '../../errors.js';
 import { prepareBootParts } from '../bootparts.js';
-import { Outputs, Progress } from '../output.js';
+import { writeSpooledCopy } from '../vdisk/spooled.js';
 import { UKI_STUB, EFI_BOOT_NAME } from '../../pe/uki.js';
 import { shared } from '../shared.js';
 import { sharedUki } from '../uki/index.js';
@@ -46,12 +46,19 @@ const MIN_EXTRA = 2 * MiB;
 
 const mib = (n: number) => `${Math.round((n / MiB) * 100) / 100} MiB`;
 
-/** The build's raw EFI disk for ctx.diskSize, planned once and shared by every format that wraps it. */
-export function planRawEfi(ctx: FormatContext, format = 'raw-efi'): Promise<PlannedDisk> {
-  return shared(ctx, `raw-efi:${ctx.diskSize ?? 'default'}`, () => planRawEfiOnce(ctx, format)).then((d) => ({ ...d, cleanup: async () => {} }));
+/**
+ * The build's raw EFI disk for ctx.diskSize, planned once and shared by every
+ * format that wraps it. With `align` (a cloud's size rule: azure 1 MiB, gcp
+ * 1 GiB) the disk is grown to a multiple of it with the ESP left as it is:
+ * the room is unpartitioned, the backup GPT moves to the new end, and every
+ * chunk of the ESP stays where raw-efi has it (so its compressed chunks are
+ * shared, pkg/vdisk/grains.ts).
+ */
+export function planRawEfi(ctx: FormatContext, format = 'raw-efi', align = 1): Promise<PlannedDisk> {
+  return shared(ctx, `raw-efi:${ctx.diskSize ?? 'default'}:${align}`, () => planRawEfiOnce(ctx, format, align)).then((d) => ({ ...d, cleanup: async () => {} }));
 }
 
-async function planRawEfiOnce(ctx: FormatContext, format: string): Promise<PlannedDisk> {
+async function planRawEfiOnce(ctx: FormatContext, format: string, align: number): Promise<PlannedDisk> {
   if (!ctx.components) throw new DockyardError('E_INTERNAL', `${format}: the systemd-boot component was not resolved`);
   const stub = await ctx.components.readFile('systemd-boot', UKI_STUB[ctx.arch]);
   const parts = await prepareBootParts(ctx, format);
@@ -80,7 +87,7 @@ async function planRawEfiOnce(ctx: FormatContext, format: string): Promise<Plann
     if (esp.size > espSpace) throw new DockyardError('E_OUTPUT', `${format}: the system needs ${mib(esp.size + MIN_EXTRA)}, --size gives ${mib(size)}`);
     const disk = planGptDisk({
       diskGuid: guidFrom(seed, 'disk'),
-      size,
+      size: alignUp(size, align),
       partitions: [
         {
           name: 'EFI System',
@@ -106,16 +113,10 @@ export const rawEfiFormat: Format = {
   arches: ['amd64', 'arm64'],
   components: () => ['systemd-boot'],
   async write(ctx: FormatContext): Promise<OutputFile[]> {
+    // Spooled once per build and copied into place (the vdisk formats read the same spool).
     const plan = await planRawEfi(ctx, 'raw-efi');
-    const outs = new Outputs(ctx);
     try {
-      const o = await outs.create(`${ctx.name}-efi.img`, true);
-      ctx.emit({ kind: 'output-start', format: 'raw-efi', file: o.path });
-      await plan.write(new Progress(o.sink, (bytes) => ctx.emit({ kind: 'output-progress', format: 'raw-efi', file: o.path, bytes })));
-      return await outs.commit('raw-efi');
-    } catch (e) {
-      await outs.abort();
-      throw e;
+      return await writeSpooledCopy(ctx, 'raw-efi', `${ctx.name}-efi.img`, 'efi', plan);
     } finally {
       await plan.cleanup();
     }

@@ -10,11 +10,16 @@
  *   azure        NAME-azure.vhd      fixed VHD, size a multiple of 1 MiB (Azure's rule)
  *   gcp          NAME.img.tar.gz     disk.raw in a GNU tar, gzip  (pkg/vdisk/gcp.ts); whole GiB (GCE's
  *                                    disk sizes are whole GB; LinuxKit's gcp disk is 1G)
+ *
+ * azure and gcp grow the disk to their multiple with the ESP unchanged (see
+ * planRawEfi).
  *   aws          NAME.raw            the raw disk (for EC2 import-snapshot)
  *   qcow2-bios   NAME.qcow2          the raw BIOS disk (pkg/formats/raw-bios) as qcow2; amd64 only
  *
- * Each plans the raw disk once and streams it through its converter; the
- * sparse containers spool it to a scratch file first (pkg/vdisk/spool.ts).
+ * The raw disk is planned and spooled to a scratch file once per build
+ * (pkg/vdisk/spool.ts, ./spooled.ts): the containers convert from it, and
+ * aws, vhd and azure are that file copied into place (vhd and azure with the
+ * fixed VHD footer after it).
  */
 import { basename } from 'node:path';
 import type { Format, FormatContext, OutputFile } from '../format.js';
@@ -22,10 +27,12 @@ import type { ByteSink } from '../../archive/sink.js';
 import { DockyardError } from '../../errors.js';
 import { Outputs, Progress } from '../output.js';
 import { writeQcow2 } from '../../vdisk/qcow2.js';
-import { writeDynamicVhd, writeFixedVhd } from '../../vdisk/vhd.js';
+import { writeDynamicVhd, fixedVhdFooter } from '../../vdisk/vhd.js';
 import { writeVmdk } from '../../vdisk/vmdk.js';
 import { writeGcpTarGz } from '../../vdisk/gcp.js';
-import { spoolRawOnce, type RawDisk } from '../../vdisk/spool.js';
+import type { RawDisk, Spooled } from '../../vdisk/spool.js';
+import { sharedSpool, writeSpooledCopy } from './spooled.js';
+import { ChunkDeflater } from '../../vdisk/grains.js';
 import { shared } from '../shared.js';
 import { planRawEfi, type PlannedDisk } from '../raw-efi/index.js';
 import { planRawBios } from '../raw-bios/index.js';
@@ -33,41 +40,42 @@ import { planRawBios } from '../raw-bios/index.js';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-type Convert = (raw: RawDisk, sink: ByteSink, o: { epoch: number; scratchDir: string; signal?: AbortSignal; fileName: string }) => Promise<void>;
+type Convert = (raw: RawDisk, sink: ByteSink, o: { epoch: number; scratchDir: string; signal?: AbortSignal; fileName: string; deflater: ChunkDeflater }) => Promise<void>;
 
 interface VdiskSpec {
   name: string;
   file: (name: string) => string;
-  convert: Convert;
+  /** Streams the container from the raw disk; or, without it, the output is the raw disk itself followed by `tail`. */
+  convert?: Convert;
+  tail?: (sp: Spooled, epoch: number) => Buffer;
   /** Disk size must be a multiple of this many bytes (azure: 1 MiB, gcp: 1 GiB). */
   align?: number;
-  /** The raw disk wrapped (default: raw-efi's). */
+  /** The raw disk wrapped (default: raw-efi's, grown to `align`). */
   plan?: (ctx: FormatContext, format: string) => Promise<PlannedDisk>;
   arches?: ('amd64' | 'arm64')[];
   components?: string[];
+  heavy?: boolean;
 }
-
-const roundUp = (n: number, a: number): number => Math.ceil(n / a) * a;
-
-/** Plan the raw EFI disk; with `align`, a size that is a multiple of it (re-planned if the default is not). */
-async function planAligned(ctx: FormatContext, format: string, align: number | undefined, plan: (ctx: FormatContext, format: string) => Promise<PlannedDisk> = planRawEfi): Promise<PlannedDisk> {
-  if (!align) return plan(ctx, format);
-  const want = ctx.diskSize === undefined ? undefined : roundUp(ctx.diskSize, align);
-  const p = await plan({ ...ctx, diskSize: want }, format);
-  if (p.size % align === 0) return p;
-  await p.cleanup();
-  return plan({ ...ctx, diskSize: roundUp(p.size, align) }, format);
-}
-
 
 function vdiskFormat(s: VdiskSpec): Format {
   return {
     name: s.name,
     files: (name) => [s.file(name)],
     arches: s.arches ?? ['amd64', 'arm64'],
+    heavy: s.heavy,
     components: () => s.components ?? ['systemd-boot'],
     async write(ctx: FormatContext): Promise<OutputFile[]> {
-      const raw = await planAligned(ctx, s.name, s.align, s.plan);
+      const raw = s.plan ? await s.plan(ctx, s.name) : await planRawEfi(ctx, s.name, s.align);
+      const kind = s.plan ? s.name : 'efi';
+      if (!s.convert) {
+        try {
+          if (s.align && raw.size % s.align !== 0) throw new DockyardError('E_INTERNAL', `${s.name}: disk size ${raw.size} is not a multiple of ${s.align}`);
+          return await writeSpooledCopy(ctx, s.name, s.file(ctx.name), kind, raw, s.tail && ((sp) => s.tail!(sp, ctx.epoch)));
+        } finally {
+          await raw.cleanup();
+        }
+      }
+      const convert = s.convert;
       const outs = new Outputs(ctx);
       try {
         if (s.align && raw.size % s.align !== 0) throw new DockyardError('E_INTERNAL', `${s.name}: disk size ${raw.size} is not a multiple of ${s.align}`);
@@ -77,13 +85,10 @@ function vdiskFormat(s: VdiskSpec): Format {
         const scratchDir = ctx.tmpDir ?? ctx.segmentCacheDir ?? ctx.dir;
         const progress = new Progress(o.sink, (bytes) => ctx.emit({ kind: 'output-progress', format: s.name, file: o.path, bytes }));
         // One spooled copy of a raw disk per build, whichever container format asks first.
-        const spooled: RawDisk = {
-          size: raw.size,
-          write: (sink) => raw.write(sink),
-          spool: (dir, signal) =>
-            shared(ctx, `spool:${s.plan ? s.name : 'efi'}:${raw.size}`, () => spoolRawOnce(raw, dir, signal), (sp) => sp.close()).then((sp) => ({ ...sp, close: async () => {} })),
-        };
-        await s.convert(spooled, progress, { epoch: ctx.epoch, scratchDir, signal: ctx.signal, fileName });
+        const spooled: RawDisk = { size: raw.size, write: (sink) => raw.write(sink), spool: () => sharedSpool(ctx, kind, raw) };
+        // One deflater per build: vmdk and gcp compress the same chunks once.
+        const deflater = await shared(ctx, 'deflater', async () => new ChunkDeflater());
+        await convert(spooled, progress, { epoch: ctx.epoch, scratchDir, signal: ctx.signal, fileName, deflater });
         return await outs.commit(s.name);
       } catch (e) {
         await outs.abort();
@@ -95,24 +100,12 @@ function vdiskFormat(s: VdiskSpec): Format {
   };
 }
 
-const copyRaw: Convert = async (raw, sink, o) => {
-  let n = 0;
-  await raw.write({
-    async write(b: Buffer): Promise<void> {
-      o.signal?.throwIfAborted();
-      n += b.length;
-      await sink.write(b);
-    },
-  });
-  if (n !== raw.size) throw new DockyardError('E_INTERNAL', `aws: raw disk wrote ${n} bytes, planned ${raw.size}`);
-};
-
 export const qcow2EfiFormat = vdiskFormat({ name: 'qcow2-efi', file: (n) => `${n}-efi.qcow2`, convert: writeQcow2 });
-export const vhdFormat = vdiskFormat({ name: 'vhd', file: (n) => `${n}.vhd`, convert: writeFixedVhd });
+export const vhdFormat = vdiskFormat({ name: 'vhd', file: (n) => `${n}.vhd`, tail: fixedVhdFooter });
 export const dynamicVhdFormat = vdiskFormat({ name: 'dynamic-vhd', file: (n) => `${n}.vhd`, convert: writeDynamicVhd });
-export const vmdkFormat = vdiskFormat({ name: 'vmdk', file: (n) => `${n}.vmdk`, convert: writeVmdk });
-export const azureFormat = vdiskFormat({ name: 'azure', file: (n) => `${n}-azure.vhd`, convert: writeFixedVhd, align: MiB });
-export const gcpFormat = vdiskFormat({ name: 'gcp', file: (n) => `${n}.img.tar.gz`, convert: writeGcpTarGz, align: GiB });
-export const awsFormat = vdiskFormat({ name: 'aws', file: (n) => `${n}.raw`, convert: copyRaw });
+export const vmdkFormat = vdiskFormat({ name: 'vmdk', file: (n) => `${n}.vmdk`, convert: writeVmdk, heavy: true });
+export const azureFormat = vdiskFormat({ name: 'azure', file: (n) => `${n}-azure.vhd`, tail: fixedVhdFooter, align: MiB });
+export const gcpFormat = vdiskFormat({ name: 'gcp', file: (n) => `${n}.img.tar.gz`, convert: writeGcpTarGz, align: GiB, heavy: true });
+export const awsFormat = vdiskFormat({ name: 'aws', file: (n) => `${n}.raw` });
 export const qcow2BiosFormat = vdiskFormat({ name: 'qcow2-bios', file: (n) => `${n}.qcow2`, convert: writeQcow2, plan: planRawBios, arches: ['amd64'], components: [] });
 

@@ -13,11 +13,13 @@ import { execa } from 'execa';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { gunzipSync } from 'node:zlib';
+import { deflateSync, gunzipSync, gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Sink, type ByteSink } from '../../../pkg/archive/sink.js';
-import type { RawDisk } from '../../../pkg/vdisk/spool.js';
+import { ChunkScanner, type RawDisk } from '../../../pkg/vdisk/spool.js';
+import { ChunkDeflater, adler32, gzipMember, zlibFrame } from '../../../pkg/vdisk/grains.js';
+import { writeZeros } from '../../../pkg/disk/io.js';
 import { writeQcow2, layoutQcow2 } from '../../../pkg/vdisk/qcow2.js';
 import { writeFixedVhd, writeDynamicVhd, vhdChecksum, vhdGeometry } from '../../../pkg/vdisk/vhd.js';
 import { writeVmdk } from '../../../pkg/vdisk/vmdk.js';
@@ -279,8 +281,8 @@ describe('GCE image archive', () => {
     const d = disks[2];
     const a = join(work, 'gcp-a.tar.gz');
     const b = join(work, 'gcp-b.tar.gz');
-    const ha = await toFile(a, (s) => writeGcpTarGz(rawOf(d), s, { epoch: EPOCH }));
-    const hb = await toFile(b, (s) => writeGcpTarGz(rawOf(d), s, { epoch: EPOCH }));
+    const ha = await toFile(a, (s) => writeGcpTarGz(rawOf(d), s, { epoch: EPOCH, scratchDir: work }));
+    const hb = await toFile(b, (s) => writeGcpTarGz(rawOf(d), s, { epoch: EPOCH, scratchDir: work }));
     expect(hb).toBe(ha);
     const list = await execa('tar', ['--numeric-owner', '-tvzf', a]);
     expect(list.stdout.trim().split('\n')).toHaveLength(1);
@@ -293,5 +295,81 @@ describe('GCE image archive', () => {
     expect(gunzipSync(await readFile(a)).subarray(257, 265).toString('latin1')).toBe('ustar  \0');
     const f = await execa('sh', ['-c', `gzip -dc '${a}' | file -`], { reject: false });
     if (f.exitCode === 0) expect(f.stdout).toMatch(/tar archive \(GNU\)|GNU tar archive/);
+  });
+
+  it('every disk size reads back through GNU tar, with the VMDK of the same disk compressing each chunk only once', async () => {
+    for (const d of disks) {
+      const deflater = new ChunkDeflater();
+      let made = 0; // distinct inputs that hold anything but zeros
+      const orig = deflater.deflate.bind(deflater);
+      const seen = new Set<string>();
+      deflater.deflate = (bytes: Buffer) => {
+        const k = createHash('sha256').update(bytes).digest('hex');
+        if (!seen.has(k) && bytes.some((x) => x !== 0)) made++;
+        seen.add(k);
+        return orig(bytes);
+      };
+      const gz = join(work, `gcp-${d.name}.tar.gz`);
+      const vm = join(work, `gcp-${d.name}.vmdk`);
+      const calls = { n: 0 };
+      const counting = { deflate: (b: Buffer) => (calls.n++, deflater.deflate(b)), level: deflater.level } as unknown as ChunkDeflater;
+      await toFile(vm, (s) => writeVmdk(rawOf(d), s, { epoch: EPOCH, scratchDir: work, fileName: 'x.vmdk', deflater: counting }));
+      const afterVmdk = made;
+      await toFile(gz, (s) => writeGcpTarGz(rawOf(d), s, { epoch: EPOCH, scratchDir: work, deflater: counting }));
+      // Besides zero runs, gcp compresses only its tar header and its last member (the tail with the tar trailer).
+      expect(made - afterVmdk).toBeLessThanOrEqual(2);
+      expect(calls.n).toBeGreaterThan(afterVmdk);
+      const out = join(work, `gcp-x-${d.name}`);
+      await execa('mkdir', ['-p', out]);
+      await execa('tar', ['-xzf', gz, '-C', out]);
+      expect((await readFile(join(out, 'disk.raw'))).equals(d.bytes), d.name).toBe(true);
+      await execa('gzip', ['-t', gz]);
+      const c = await execa('qemu-img', ['compare', '-f', 'raw', '-F', 'vmdk', join(out, 'disk.raw'), vm], { reject: false });
+      expect(c.exitCode, c.stdout + c.stderr).toBe(0);
+    }
+  });
+});
+
+describe('chunk framing (pkg/vdisk/grains.ts)', () => {
+  it('a zlib stream and a gzip member around one raw deflate are what zlib itself writes', async () => {
+    for (const level of [1, 6, 9]) {
+      const deflater = new ChunkDeflater(level);
+      for (const b of [pattern(65536, 7), Buffer.alloc(65536), Buffer.from('dockyard '.repeat(5000))]) {
+        const d = await deflater.deflate(b);
+        expect(zlibFrame(d, level).equals(deflateSync(b, { level })), `zlib level ${level}`).toBe(true);
+        expect(gzipMember(d, level).equals(gzipSync(b, { level })), `gzip level ${level}`).toBe(true);
+        expect(adler32(b)).toBe(zlibFrame(d, level).readUInt32BE(zlibFrame(d, level).length - 4));
+      }
+    }
+  });
+});
+
+describe('zero runs without buffers (ByteSink.zeros)', () => {
+  it('the chunk scanner gives the same map and id for zeros() as for written zero bytes', async () => {
+    const size = 5 * MiB + 1536;
+    const layout: [number, number][] = [
+      [100, 1000],
+      [3 * 65536 + 5, 70000],
+      [5 * MiB, 1536],
+    ];
+    const feed = async (sink: ByteSink, useZeros: boolean): Promise<void> => {
+      let at = 0;
+      for (const [off, len] of layout) {
+        if (useZeros) await writeZeros(sink, off - at);
+        else await sink.write(Buffer.alloc(off - at));
+        await sink.write(pattern(len, off));
+        at = off + len;
+      }
+      if (useZeros) await writeZeros(sink, size - at);
+      else await sink.write(Buffer.alloc(size - at));
+    };
+    const a = new ChunkScanner(size);
+    await feed(a, true);
+    const b = new ChunkScanner(size);
+    await feed(b, false);
+    expect((await a.finish()).equals(await b.finish())).toBe(true);
+    expect(Buffer.from(a.nonzero).equals(Buffer.from(b.nonzero))).toBe(true);
+    const over = new ChunkScanner(1000);
+    await expect(writeZeros(over, 1001)).rejects.toThrow(/more than its planned 1000 bytes/);
   });
 });
