@@ -1,8 +1,8 @@
 /**
  * The virtual-disk formats built from examples/hello.yml with the CLI:
- * qcow2-efi boots under qemu through OVMF (amd64) and AAVMF (arm64), the
- * fixed VHD and the streamOptimized VMDK boot through OVMF (qemu reads vpc
- * and vmdk); the onboot markers are read on the serial console. Every output
+ * every one (qcow2-efi, vhd, dynamic-vhd, vmdk, azure, gcp's disk.raw, aws)
+ * boots under qemu through OVMF (amd64) and AAVMF (arm64), qemu reading each
+ * container itself; the onboot markers are read on the serial console. Every output
  * else holds exactly the raw-efi disk of the same build (qemu-img compare; the
  * same bytes for aws), passes `qemu-img check` where qemu has one and is named
  * by `qemu-img info` with the disk's size; gcp's disk.raw (a whole GiB) is
@@ -62,7 +62,7 @@ function expectMarkers(c: string, arch: 'amd64' | 'arm64'): void {
 const AMD64 = ['raw-efi', 'qcow2-efi', 'vhd', 'vmdk', 'azure', 'gcp', 'aws'];
 
 describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
-  const dirs = { amd64: '', amd64Again: '', dynamic: '', arm64: '' };
+  const dirs = { amd64: '', amd64Again: '', dynamic: '', arm64: '', arm64Dynamic: '', gcpAmd64: '', gcpArm64: '' };
 
   beforeAll(async () => {
     ({ work, cache } = await fixtureCache('dockyard-vdisk-'));
@@ -76,6 +76,10 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
     // dynamic-vhd writes NAME.vhd too (as LinuxKit's does): its own directory.
     await build('amd64', ['dynamic-vhd'], dirs.dynamic);
     await build('arm64', ['raw-efi', 'qcow2-efi', 'vhd', 'vmdk', 'azure', 'gcp', 'aws'], dirs.arm64);
+    await build('arm64', ['dynamic-vhd'], dirs.arm64Dynamic);
+    // gcp's disk.raw as GNU tar gives it back (what GCE's import reads), to boot.
+    await execa('tar', ['-xzf', join(dirs.amd64, 'hello.img.tar.gz'), '-C', dirs.gcpAmd64]);
+    await execa('tar', ['-xzf', join(dirs.arm64, 'hello.img.tar.gz'), '-C', dirs.gcpArm64]);
     console.log(`vdisk: amd64 ${AMD64.join(',')} built in ${t1 - t0} ms`);
   }, 1_200_000);
 
@@ -133,6 +137,13 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
     const sf = JSON.parse((await execa('sfdisk', ['--json', gcpRaw])).stdout) as { partitiontable: { label: string; partitions: { type: string }[] } };
     expect(sf.partitiontable.label).toBe('gpt');
     expect(sf.partitiontable.partitions.map((p) => p.type)).toEqual(['C12A7328-F81F-11D2-BA4B-00A0C93EC93B']);
+    // The disk grows to the GiB, the ESP does not: it is raw-efi's, byte for byte, at the same place.
+    const rawParts = JSON.parse((await execa('sfdisk', ['--json', raw])).stdout) as { partitiontable: { partitions: { start: number; size: number }[] } };
+    const [gp] = (sf.partitiontable.partitions as unknown as { start: number; size: number }[]);
+    const [rp] = rawParts.partitiontable.partitions;
+    expect({ start: gp.start, size: gp.size }).toEqual({ start: rp.start, size: rp.size });
+    const cmp = await execa('cmp', ['-n', String(rp.size * 512), '-i', `${rp.start * 512}:${rp.start * 512}`, raw, gcpRaw], { reject: false });
+    expect(cmp.exitCode, cmp.stdout + cmp.stderr).toBe(0);
     await rm(x, { recursive: true, force: true });
 
     expect(await sha256(join(d, 'hello.raw'))).toBe(await sha256(raw));
@@ -146,7 +157,7 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
     expect(dynHead.readUInt32BE(512 + 36)).toBe(vhdChecksum(dynHead.subarray(512, 1536), 36));
   }, 300_000);
 
-  it('arm64: qcow2-efi, vhd, vmdk, azure, gcp and aws hold the raw-efi disk and pass qemu-img / tar', async () => {
+  it('arm64: qcow2-efi, vhd, dynamic-vhd, vmdk, azure, gcp and aws hold the raw-efi disk and pass qemu-img / tar', async () => {
     const d = dirs.arm64;
     const raw = join(d, 'hello-efi.img');
     const q = join(d, 'hello-efi.qcow2');
@@ -154,6 +165,7 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
     await qemuCheck(q, 'qcow2');
     await compareToRaw(raw, q, 'qcow2');
     await compareToRaw(raw, join(d, 'hello.vhd'), 'vpc');
+    await compareToRaw(raw, join(dirs.arm64Dynamic, 'hello.vhd'), 'vpc');
     await qemuCheck(join(d, 'hello.vmdk'), 'vmdk');
     await compareToRaw(raw, join(d, 'hello.vmdk'), 'vmdk');
     expect((await qemuInfo(join(d, 'hello-azure.vhd'), 'vpc'))['virtual-size'] % MiB).toBe(0);
@@ -182,12 +194,22 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
     }
   }, 600_000);
 
-  const boots: { name: string; arch: 'amd64' | 'arm64'; file: () => string; format: 'qcow2' | 'vpc' | 'vmdk' }[] = [
-    { name: 'qcow2-efi', arch: 'amd64', file: () => join(dirs.amd64, 'hello-efi.qcow2'), format: 'qcow2' },
-    { name: 'qcow2-efi', arch: 'arm64', file: () => join(dirs.arm64, 'hello-efi.qcow2'), format: 'qcow2' },
-    { name: 'vhd', arch: 'amd64', file: () => join(dirs.amd64, 'hello.vhd'), format: 'vpc' },
-    { name: 'vmdk', arch: 'amd64', file: () => join(dirs.amd64, 'hello.vmdk'), format: 'vmdk' },
-  ];
+  // Every wrapper of the EFI disk, on both arches: qemu reads each container itself
+  // (vpc, vmdk, qcow2), gcp's disk.raw as tar extracts it, aws's raw as it is.
+  type Boot = { name: string; arch: 'amd64' | 'arm64'; file: () => string; format: 'qcow2' | 'vpc' | 'vmdk' | 'raw' };
+  const perArch = (arch: 'amd64' | 'arm64'): Boot[] => {
+    const d = () => (arch === 'amd64' ? dirs.amd64 : dirs.arm64);
+    return [
+      { name: 'qcow2-efi', arch, file: () => join(d(), 'hello-efi.qcow2'), format: 'qcow2' },
+      { name: 'vhd', arch, file: () => join(d(), 'hello.vhd'), format: 'vpc' },
+      { name: 'dynamic-vhd', arch, file: () => join(arch === 'amd64' ? dirs.dynamic : dirs.arm64Dynamic, 'hello.vhd'), format: 'vpc' },
+      { name: 'vmdk', arch, file: () => join(d(), 'hello.vmdk'), format: 'vmdk' },
+      { name: 'azure', arch, file: () => join(d(), 'hello-azure.vhd'), format: 'vpc' },
+      { name: 'gcp', arch, file: () => join(arch === 'amd64' ? dirs.gcpAmd64 : dirs.gcpArm64, 'disk.raw'), format: 'raw' },
+      { name: 'aws', arch, file: () => join(d(), 'hello.raw'), format: 'raw' },
+    ];
+  };
+  const boots: Boot[] = [...perArch('amd64'), ...perArch('arm64')];
   for (const b of boots) {
     it(`${b.arch}: ${b.name} boots through UEFI and prints the onboot markers`, async () => {
       const res = await bootDiskUefi({ arch: b.arch, disk: b.file(), format: b.format, timeoutMs: 180_000, until: /dockyard-init: onboot done/ });
