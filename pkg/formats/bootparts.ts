@@ -20,6 +20,9 @@ export interface BootParts {
   cmdline: string;
   kernelSize: number;
   initrdSize: number;
+  /** sha256 (hex) of the kernel and initrd files. */
+  kernelSha256: string;
+  initrdSha256: string;
   cleanup(): Promise<void>;
 }
 
@@ -37,7 +40,7 @@ async function writeBootParts(ctx: FormatContext, format: string): Promise<BootP
     const k = await parts.create('kernel');
     const i = await parts.create('initrd.img');
     const r = await writeKernelInitrd(ctx, k.sink, i.sink, format, format);
-    await parts.commit(format);
+    const [kf, inf] = await parts.commit(format);
     const kernel = join(dir, 'kernel');
     const initrd = join(dir, 'initrd.img');
     return {
@@ -47,6 +50,8 @@ async function writeBootParts(ctx: FormatContext, format: string): Promise<BootP
       cmdline: r.cmdline.toString('utf8'),
       kernelSize: (await stat(kernel)).size,
       initrdSize: (await stat(initrd)).size,
+      kernelSha256: kf.sha256,
+      initrdSha256: inf.sha256,
       cleanup,
     };
   } catch (e) {

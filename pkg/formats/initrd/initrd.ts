@@ -21,6 +21,7 @@ import { prepareBootParts } from '../bootparts.js';
 import { copyFile, Outputs } from '../output.js';
 import { cachedEncode, prepend } from '../segcache.js';
 import { DockyardError } from '../../errors.js';
+import { join } from 'node:path';
 
 export const GZIP_LEVEL = 6;
 
@@ -120,6 +121,7 @@ export const kernelInitrdFormat: Format = {
   async write(ctx: FormatContext): Promise<OutputFile[]> {
     if (ctx.outFile) throw new DockyardError('E_USAGE', 'kernel+initrd writes three files: use --dir and --name, not -o');
     const hasKernel = ctx.segments[0]?.name === 'kernel';
+    if (hasKernel) return writeFromBootParts(ctx);
     const outs = new Outputs(ctx);
     try {
       const k = hasKernel ? await outs.create(`${ctx.name}-kernel`) : undefined;
@@ -165,3 +167,27 @@ export const tarKernelInitrdFormat: Format = {
     }
   },
 };
+
+/**
+ * kernel+initrd with a kernel: the build's boot parts (pkg/formats/bootparts.ts,
+ * written once per build with this format's own writer, and read by every
+ * bootable format) copied into place, their digests already known.
+ */
+async function writeFromBootParts(ctx: FormatContext): Promise<OutputFile[]> {
+  const parts = await prepareBootParts(ctx, 'kernel+initrd');
+  const outs = new Outputs(ctx);
+  try {
+    const initrdPath = join(ctx.dir, `${ctx.name}-initrd.img`);
+    ctx.emit({ kind: 'output-start', format: 'kernel+initrd', file: initrdPath });
+    await outs.createCopy(`${ctx.name}-kernel`, parts.kernel, { size: parts.kernelSize, sha256: parts.kernelSha256, signal: ctx.signal });
+    await outs.createCopy(`${ctx.name}-initrd.img`, parts.initrd, { size: parts.initrdSize, sha256: parts.initrdSha256, signal: ctx.signal });
+    const c = await outs.create(`${ctx.name}-cmdline`);
+    await c.sink.write(Buffer.from(parts.cmdline, 'utf8'));
+    return await outs.commit('kernel+initrd');
+  } catch (e) {
+    await outs.abort();
+    throw e;
+  } finally {
+    await parts.cleanup();
+  }
+}

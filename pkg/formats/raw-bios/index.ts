@@ -23,7 +23,8 @@ import type { Format, FormatContext, OutputFile } from '../format.js';
 import type { ByteSink } from '../../archive/sink.js';
 import { DockyardError } from '../../errors.js';
 import { prepareBootParts } from '../bootparts.js';
-import { copyFile, Outputs } from '../output.js';
+import { copyFile } from '../output.js';
+import { writeSpooledCopy } from '../vdisk/spooled.js';
 import { planFat } from '../../disk/fat.js';
 import { planMbrDisk } from '../../disk/mbr.js';
 import { alignUp, MiB } from '../../disk/gpt.js';
@@ -97,16 +98,10 @@ export const rawBiosFormat: Format = {
   files: (name) => [`${name}-bios.img`],
   arches: ['amd64'],
   async write(ctx: FormatContext): Promise<OutputFile[]> {
+    // Spooled once per build and copied into place (qcow2-bios reads the same spool).
     const plan = await planRawBios(ctx, 'raw-bios');
-    const outs = new Outputs(ctx);
     try {
-      const o = await outs.create(`${ctx.name}-bios.img`, true);
-      ctx.emit({ kind: 'output-start', format: 'raw-bios', file: o.path });
-      await plan.write(o.sink);
-      return await outs.commit('raw-bios');
-    } catch (e) {
-      await outs.abort();
-      throw e;
+      return await writeSpooledCopy(ctx, 'raw-bios', `${ctx.name}-bios.img`, 'bios', plan);
     } finally {
       await plan.cleanup();
     }

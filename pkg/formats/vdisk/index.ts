@@ -55,6 +55,8 @@ interface VdiskSpec {
   arches?: ('amd64' | 'arm64')[];
   components?: string[];
   heavy?: boolean;
+  /** Which raw disk `plan` makes (the spool is shared by that name): efi by default. */
+  kind?: string;
 }
 
 function vdiskFormat(s: VdiskSpec): Format {
@@ -66,7 +68,7 @@ function vdiskFormat(s: VdiskSpec): Format {
     components: () => s.components ?? ['systemd-boot'],
     async write(ctx: FormatContext): Promise<OutputFile[]> {
       const raw = s.plan ? await s.plan(ctx, s.name) : await planRawEfi(ctx, s.name, s.align);
-      const kind = s.plan ? s.name : 'efi';
+      const kind = s.kind ?? 'efi';
       if (!s.convert) {
         try {
           if (s.align && raw.size % s.align !== 0) throw new DockyardError('E_INTERNAL', `${s.name}: disk size ${raw.size} is not a multiple of ${s.align}`);
@@ -107,5 +109,5 @@ export const vmdkFormat = vdiskFormat({ name: 'vmdk', file: (n) => `${n}.vmdk`, 
 export const azureFormat = vdiskFormat({ name: 'azure', file: (n) => `${n}-azure.vhd`, tail: fixedVhdFooter, align: MiB });
 export const gcpFormat = vdiskFormat({ name: 'gcp', file: (n) => `${n}.img.tar.gz`, convert: writeGcpTarGz, align: GiB, heavy: true });
 export const awsFormat = vdiskFormat({ name: 'aws', file: (n) => `${n}.raw` });
-export const qcow2BiosFormat = vdiskFormat({ name: 'qcow2-bios', file: (n) => `${n}.qcow2`, convert: writeQcow2, plan: planRawBios, arches: ['amd64'], components: [] });
+export const qcow2BiosFormat = vdiskFormat({ name: 'qcow2-bios', file: (n) => `${n}.qcow2`, convert: writeQcow2, plan: planRawBios, kind: 'bios', arches: ['amd64'], components: [] });
 
