@@ -134,7 +134,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     } catch (e) {
       if (e instanceof DockyardError && e.code !== 'E_INTERRUPTED') {
         const needs = formats.filter((f) => f.components?.(opts.arch).includes(name)).map((f) => f.name).join(', ');
-        throw new DockyardError(e.code, `${needs} needs the ${name} component ${ref} (${opts.arch}): ${e.message}; load it with \`dockyard cache import\` (npm run fixtures builds it) or name another image with --component ${name}=REF`, { cause: e });
+        const code = e.code === 'E_IMAGE_NOT_FOUND' || e.code === 'E_OFFLINE' ? 'E_COMPONENT' : e.code;
+        throw new DockyardError(code, `${needs} needs the ${name} component ${ref} (${opts.arch}): ${e.message}; load it with \`dockyard cache import\` (npm run fixtures builds it) or name another image with --component ${name}=REF`, { cause: e });
       }
       throw e;
     }

@@ -85,7 +85,7 @@ export class Components {
       if (want.has(e.path) && e.type === 'file') got.set(e.path, await collectBody(e.body));
     }
     const missing = [...want].filter((p) => !got.has(p));
-    if (missing.length) throw new DockyardError('E_IMAGE_NOT_FOUND', `component ${name} (${h.ref}) has no /${missing.join(', /')} for ${h.platform.architecture}`);
+    if (missing.length) throw new DockyardError('E_COMPONENT', `component ${name} (${h.ref}) has no /${missing.join(', /')} for ${h.platform.architecture}`);
     return got;
   }
 

@@ -79,5 +79,7 @@ describe('uki', () => {
     expect(b.stderr.trim().split('\n').length, b.stderr).toBe(1);
     const left = await execa('find', [out, '-type', 'f'], { reject: false });
     expect(left.stdout.trim()).toBe('');
+    const d = await dockyard(['--debug', 'build', '--offline', '--cache', cache, '--arch', 'amd64', '-f', 'uki', '--component', 'systemd-boot=dockyard.dev/boot/nope:none', '--dir', out, spec]);
+    expect(d.stderr, 'the typed error names its code').toMatch(/E_COMPONENT/);
   });
 });
