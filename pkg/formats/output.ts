@@ -49,7 +49,12 @@ export class Outputs {
    * (copy_file_range, or a reflink where the filesystem has them) instead of
    * passing through this process. To stdout (`-o -`) the bytes are streamed.
    */
-  async createCopy(file: string, src: string, o: { size: number; sha256: string; tail?: Buffer; signal?: AbortSignal }, useOutFile = false): Promise<{ path: string }> {
+  async createCopy(
+    file: string,
+    src: string,
+    o: { size: number; sha256: string; tail?: Buffer; signal?: AbortSignal; copy?: (src: string, dest: string) => Promise<void> },
+    useOutFile = false,
+  ): Promise<{ path: string }> {
     const tail = o.tail ?? Buffer.alloc(0);
     if (useOutFile && this.ctx.outFile === '-') {
       const out = await this.create(file, true);
@@ -63,7 +68,8 @@ export class Outputs {
     const entry = { path, tmp, done: { bytes: o.size + tail.length, sha256: o.sha256 } };
     this.open.push(entry);
     try {
-      await copyFileFs(src, tmp, fsConstants.COPYFILE_FICLONE);
+      if (o.copy) await o.copy(src, tmp);
+      else await copyFileFs(src, tmp, fsConstants.COPYFILE_FICLONE);
       if (tail.length) await appendFile(tmp, tail);
       await chmod(tmp, 0o644);
     } catch (e) {

@@ -13,7 +13,6 @@
  * 64 KiB is the qcow2 cluster and the VMDK grain; a dynamic VHD block is 32
  * of them.
  */
-import { createReadStream } from 'node:fs';
 import { open, mkdtemp, rm, type FileHandle } from 'node:fs/promises';
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
@@ -184,18 +183,13 @@ export async function spoolRawOnce(raw: RawDisk, scratchDir: string, signal?: Ab
     const id = await scan.finish();
     await f.truncate(raw.size);
     let whole: Promise<Hash> | undefined;
-    const hashWhole = async (): Promise<Hash> => {
-      const h = createHash('sha256');
-      for await (const c of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(c as Buffer);
-      return h;
-    };
-    return {
+    const sp: Spooled = {
       size: raw.size,
       nonzero: scan.nonzero,
       id,
       path,
       async sha256(tail?: Buffer): Promise<string> {
-        const h = (await (whole ??= hashWhole())).copy();
+        const h = (await (whole ??= hashWhole(sp, signal))).copy();
         if (tail) h.update(tail);
         return h.digest('hex');
       },
@@ -212,9 +206,46 @@ export async function spoolRawOnce(raw: RawDisk, scratchDir: string, signal?: Ab
       },
       close,
     };
+    return sp;
   } catch (e) {
     await close();
     throw e;
+  }
+}
+
+/** sha256 of a spooled disk's bytes: the data chunks read, the zero chunks hashed from memory. */
+async function hashWhole(sp: Spooled, signal?: AbortSignal): Promise<Hash> {
+  const h = createHash('sha256');
+  let at = 0;
+  const zeros = (upTo: number): void => {
+    for (; at < upTo; at += CHUNK) h.update(upTo - at >= CHUNK ? ZERO_CHUNK : ZERO_CHUNK.subarray(0, upTo - at));
+  };
+  for await (const [g, c] of nonzeroChunks(sp, signal)) {
+    zeros(g * CHUNK);
+    const n = Math.min(CHUNK, sp.size - g * CHUNK);
+    h.update(n === CHUNK ? c : c.subarray(0, n));
+    at = g * CHUNK + n;
+  }
+  zeros(sp.size);
+  return h;
+}
+
+/**
+ * Copy a spooled disk into the file `dest` (created): the data chunks are
+ * written where they belong and the zero runs are left as holes, so a big
+ * disk that is mostly empty takes only its data's room (a raw image, as
+ * `qemu-img convert` writes one). The bytes read back are the disk's.
+ */
+export async function writeSparseCopy(sp: Spooled, dest: string, signal?: AbortSignal): Promise<void> {
+  const out = await open(dest, 'w', 0o644);
+  try {
+    for await (const [g, c] of nonzeroChunks(sp, signal, 16)) {
+      const n = Math.min(CHUNK, sp.size - g * CHUNK);
+      await out.write(c, 0, n, g * CHUNK);
+    }
+    await out.truncate(sp.size);
+  } finally {
+    await out.close();
   }
 }
 

@@ -187,6 +187,25 @@ describe.skipIf(!hasRawEfi)('virtual disk formats (wrapping raw-efi)', () => {
     expect(sg.stdout, sg.stdout + sg.stderr).toMatch(/No problems found/);
   }, 300_000);
 
+  it('a big --size costs only the data: raw and vhd outputs are sparse, gcp and vmdk stay small', async () => {
+    const dir = join(work, 'big');
+    const b = await dockyard(['build', '--offline', '--cache', cache, '--arch', 'amd64', '-f', 'raw-efi,vhd,vmdk,gcp', '--size', '8G', '--dir', dir, '--json', spec], { timeout: 300_000 });
+    expect(b.exitCode, b.stderr).toBe(0);
+    const raw = join(dir, 'hello-efi.img');
+    const st = await stat(raw);
+    expect(st.size).toBe(8 * GiB);
+    expect(st.blocks * 512, 'holes, not written zeros').toBeLessThan(200 * MiB);
+    const reported = (JSON.parse(b.stdout) as { outputs: { path: string; sha256: string }[] }).outputs;
+    expect(reported.find((o) => o.path === raw)?.sha256).toBe(await sha256(raw));
+    await compareToRaw(raw, join(dir, 'hello.vhd'), 'vpc');
+    expect((await stat(join(dir, 'hello.vhd'))).blocks * 512).toBeLessThan(200 * MiB);
+    await compareToRaw(raw, join(dir, 'hello.vmdk'), 'vmdk');
+    expect((await stat(join(dir, 'hello.vmdk'))).size).toBeLessThan(100 * MiB);
+    expect((await stat(join(dir, 'hello.img.tar.gz'))).size).toBeLessThan(100 * MiB);
+    const sg = await execa('sgdisk', ['-v', raw], { reject: false });
+    expect(sg.stdout, sg.stdout + sg.stderr).toMatch(/No problems found/);
+  }, 300_000);
+
   it('a second build gives identical bytes', async () => {
     await build('amd64', AMD64, dirs.amd64Again);
     for (const f of ['hello-efi.qcow2', 'hello.vhd', 'hello.vmdk', 'hello-azure.vhd', 'hello.img.tar.gz', 'hello.raw']) {
