@@ -64,8 +64,9 @@ export async function writeKernelInitrd(ctx: FormatContext, kernelSink: ByteSink
   for (let i = 0; i < segs.length; i++) {
     ctx.signal?.throwIfAborted();
     const seg = segs[i];
-    if (i === 0 && seg.name === 'kernel' && seg.split) {
+    if (i === 0 && seg.name === 'kernel') {
       // The boot entries alone, then the rest, whose encoding is usually cached (the image is then not read).
+      if (!seg.split) throw new DockyardError('E_INTERNAL', 'the kernel segment does not split its boot entries from the rest');
       const held: Entry[] = [];
       let ucode: Buffer | undefined;
       for await (const e of seg.split.boot()) {
@@ -80,32 +81,6 @@ export async function writeKernelInitrd(ctx: FormatContext, kernelSink: ByteSink
       }
       if (ucode) await initrdSink.write(ucode);
       await cpioSegment(ctx, `${seg.key}:after-boot`, prepend(held, seg.split.rest()[Symbol.asyncIterator]()), initrdSink);
-    } else if (i === 0 && seg.name === 'kernel') {
-      const it = seg.entries()[Symbol.asyncIterator]();
-      const held: Entry[] = [];
-      let ucode: Buffer | undefined;
-      for (;;) {
-        const r = await it.next();
-        if (r.done) break;
-        const e = r.value;
-        if (e.path === 'boot/kernel') {
-          kernel = true;
-          if (kernelSink) for await (const c of bodyChunks(e.body)) await kernelSink.write(c);
-          else for await (const _ of bodyChunks(e.body)) void _;
-        } else if (e.path === 'boot/cmdline') cmdline = await collectBody(e.body);
-        else if (e.path === 'boot/ucode.cpio') ucode = await collectBody(e.body);
-        else if (e.path === 'boot') held.push(e);
-        else {
-          held.push(e);
-          break;
-        }
-      }
-      if (ucode) await initrdSink.write(ucode);
-      try {
-        await cpioSegment(ctx, `${seg.key}:after-boot`, prepend(held, it), initrdSink);
-      } finally {
-        await it.return?.();
-      }
     } else {
       await cpioSegment(ctx, seg.key, seg.entries(), initrdSink);
     }
