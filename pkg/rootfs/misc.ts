@@ -6,7 +6,7 @@
 import { DockyardError } from '../errors.js';
 import type { BlobStore, Descriptor, ImageHandle, Index } from '../oci/types.js';
 import { MediaType } from '../oci/types.js';
-import type { Entry, Segment } from './entry.js';
+import type { Segment } from './entry.js';
 import { flattenLayers } from './layers.js';
 import { collectBody } from '../archive/sink.js';
 import { prefixDirs, ROOTFS_VERSION } from './image.js';

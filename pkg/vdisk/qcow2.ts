@@ -15,7 +15,7 @@
  * QCOW_OFLAG_COPIED. Nothing depends on time or randomness.
  */
 import type { ByteSink } from '../archive/sink.js';
-import { CHUNK, checkRawSize, nonzeroChunks, spoolRaw, type ConvertOptions, type RawDisk, type Spooled } from './spool.js';
+import { checkRawSize, nonzeroChunks, spoolRaw, type ConvertOptions, type RawDisk, type Spooled } from './spool.js';
 
 export const QCOW2_CLUSTER_BITS = 16;
 const CS = 1 << QCOW2_CLUSTER_BITS; // == CHUNK
