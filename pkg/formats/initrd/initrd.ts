@@ -95,18 +95,13 @@ export const kernelInitrdFormat: Format = {
   files: (name) => [`${name}-kernel`, `${name}-initrd.img`, `${name}-cmdline`],
   async write(ctx: FormatContext): Promise<OutputFile[]> {
     if (ctx.outFile) throw new DockyardError('E_USAGE', 'kernel+initrd writes three files: use --dir and --name, not -o');
-    const hasKernel = ctx.segments[0]?.name === 'kernel';
-    if (hasKernel) return writeFromBootParts(ctx);
+    if (ctx.segments[0]?.name === 'kernel') return writeFromBootParts(ctx);
+    // No kernel in the spec: the initrd alone, as LinuxKit writes it.
     const outs = new Outputs(ctx);
     try {
-      const k = hasKernel ? await outs.create(`${ctx.name}-kernel`) : undefined;
       const initrd = await outs.create(`${ctx.name}-initrd.img`);
       ctx.emit({ kind: 'output-start', format: 'kernel+initrd', file: initrd.path });
-      const r = await writeKernelInitrd(ctx, k?.sink, initrd.sink, 'kernel+initrd', initrd.path);
-      if (hasKernel) {
-        const c = await outs.create(`${ctx.name}-cmdline`);
-        await c.sink.write(r.cmdline);
-      }
+      await writeKernelInitrd(ctx, undefined, initrd.sink, 'kernel+initrd', initrd.path);
       return await outs.commit('kernel+initrd');
     } catch (e) {
       await outs.abort();

@@ -19,12 +19,12 @@
  */
 import { createHash } from 'node:crypto';
 import { readHead } from '../../fsutil.js';
-import type { Format, FormatContext, OutputFile } from '../format.js';
+import type { Format, FormatContext } from '../format.js';
 import type { ByteSink } from '../../archive/sink.js';
 import { DockyardError } from '../../errors.js';
 import { prepareBootParts } from '../bootparts.js';
 import { copyFile } from '../output.js';
-import { writeSpooledCopy } from '../vdisk/spooled.js';
+import { diskFormat, type RawDiskKind } from '../vdisk/spooled.js';
 import { planFat } from '../../disk/fat.js';
 import { planMbrDisk } from '../../disk/mbr.js';
 import { alignUp, MiB } from '../../disk/gpt.js';
@@ -93,17 +93,8 @@ export async function planRawBios(ctx: FormatContext, format = 'raw-bios'): Prom
   }
 }
 
-export const rawBiosFormat: Format = {
-  name: 'raw-bios',
-  files: (name) => [`${name}-bios.img`],
-  arches: ['amd64'],
-  async write(ctx: FormatContext): Promise<OutputFile[]> {
-    // Spooled once per build and copied into place (qcow2-bios reads the same spool).
-    const plan = await planRawBios(ctx, 'raw-bios');
-    try {
-      return await writeSpooledCopy(ctx, 'raw-bios', `${ctx.name}-bios.img`, 'bios', plan);
-    } finally {
-      await plan.cleanup();
-    }
-  },
-};
+/** The raw BIOS disk, as the disk formats name it (../vdisk/spooled.ts); amd64 only. */
+export const BIOS_DISK: RawDiskKind = { kind: 'bios', plan: planRawBios, arches: ['amd64'], components: [] };
+
+/** raw-bios: the spooled disk copied into place (qcow2-bios reads the same spool). */
+export const rawBiosFormat: Format = diskFormat({ name: 'raw-bios', file: (n) => `${n}-bios.img`, disk: BIOS_DISK });

@@ -18,11 +18,11 @@
  * …) start from: they convert the planned raw disk as it streams.
  */
 import { createHash } from 'node:crypto';
-import type { Format, FormatContext, OutputFile } from '../format.js';
+import type { Format, FormatContext } from '../format.js';
 import type { ByteSink } from '../../archive/sink.js';
 import { DockyardError } from '../../errors.js';
 import { prepareBootParts } from '../bootparts.js';
-import { writeSpooledCopy } from '../vdisk/spooled.js';
+import { diskFormat, type RawDiskKind } from '../vdisk/spooled.js';
 import { UKI_STUB, EFI_BOOT_NAME } from '../../pe/uki.js';
 import { shared } from '../shared.js';
 import { sharedUki } from '../uki/index.js';
@@ -106,19 +106,8 @@ async function planRawEfiOnce(ctx: FormatContext, format: string, align: number)
   }
 }
 
+/** The raw EFI disk, as the disk formats name it (./vdisk/spooled.ts). */
+export const EFI_DISK: RawDiskKind = { kind: 'efi', plan: planRawEfi, arches: ['amd64', 'arm64'], components: ['systemd-boot'] };
 
-export const rawEfiFormat: Format = {
-  name: 'raw-efi',
-  files: (name) => [`${name}-efi.img`],
-  arches: ['amd64', 'arm64'],
-  components: () => ['systemd-boot'],
-  async write(ctx: FormatContext): Promise<OutputFile[]> {
-    // Spooled once per build and copied into place (the vdisk formats read the same spool).
-    const plan = await planRawEfi(ctx, 'raw-efi');
-    try {
-      return await writeSpooledCopy(ctx, 'raw-efi', `${ctx.name}-efi.img`, 'efi', plan);
-    } finally {
-      await plan.cleanup();
-    }
-  },
-};
+/** raw-efi: the spooled disk copied into place (the vdisk formats read the same spool). */
+export const rawEfiFormat: Format = diskFormat({ name: 'raw-efi', file: (n) => `${n}-efi.img`, disk: EFI_DISK });
