@@ -9,8 +9,12 @@ import { homedir } from 'node:os';
 import { rm } from 'node:fs/promises';
 import { isDockyardError, formatProblem, DockyardError } from '../pkg/errors.js';
 import { readSpecInputs, loadSpecs, renderSpecYaml } from '../pkg/spec/index.js';
-import { checkImageEntry } from '../pkg/plan/ociconfig.js';
+import { checkImageEntry, runtimeRefusals } from '../pkg/plan/ociconfig.js';
 import { build, loadOrThrow, defaultEpoch, type Arch } from '../pkg/build/build.js';
+import { defaultLimits, formatSize, MaxEpoch, parseSize } from '../pkg/limits.js';
+import { defaultTimeouts, timeoutsOf } from '../pkg/oci/registry/http.js';
+import { errnoReason, isErrno } from '../pkg/fsutil.js';
+import { removeTempsSync } from '../pkg/tempfiles.js';
 import { Cache } from '../pkg/cache/index.js';
 import { formatNames, getFormat } from '../pkg/formats/index.js';
 import { createReporter } from './progress.js';
@@ -32,8 +36,25 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 function epochFromEnv(): number {
   const s = process.env.SOURCE_DATE_EPOCH;
   if (s === undefined || s === '') return defaultEpoch;
+  const n = /^\d+$/.test(s) ? Number(s) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > MaxEpoch) {
+    throw new DockyardError('E_USAGE', `SOURCE_DATE_EPOCH must be a whole number of seconds from 0 to ${MaxEpoch} (2106-02-07, the last time a cpio header holds), got "${s.slice(0, 40)}"`);
+  }
+  return n;
+}
+
+/** `--name`: the base of output file names, so a plain name (no directories, nothing hidden). */
+function parseName(s: string): string {
+  if (!/^[A-Za-z0-9_+@][A-Za-z0-9._+@-]{0,199}$/.test(s)) {
+    throw new DockyardError('E_USAGE', `--name "${s.slice(0, 60)}" is not a plain name: use letters, digits and . _ + @ - (no "/", not starting with "." or "-"); --dir chooses the directory`);
+  }
+  return s;
+}
+
+/** `--timeout`: seconds (fractions allowed). */
+function parseTimeout(s: string): number {
   const n = Number(s);
-  if (!Number.isInteger(n) || n < 0) throw new DockyardError('E_USAGE', `SOURCE_DATE_EPOCH must be a non-negative integer, got "${s}"`);
+  if (!/^\d+(\.\d+)?$/.test(s.trim()) || !(n > 0) || n > 86400) throw new DockyardError('E_USAGE', `--timeout wants seconds (e.g. 30), got "${s}"`);
   return n;
 }
 
@@ -52,23 +73,48 @@ function parseArches(s: string): Arch[] {
   return list as Arch[];
 }
 
-/** `--size`: bytes, or a number with K/M/G/T (powers of 1024). */
-function parseSize(s: string): number {
-  const m = /^(\d+)([KMGT]i?B?)?$/i.exec(s.trim());
-  if (!m) throw new DockyardError('E_USAGE', `--size wants a size like 512M or 2G, got "${s}"`);
-  const unit = (m[2] ?? '').toUpperCase()[0];
-  const mult = unit ? 1024 ** ('KMGT'.indexOf(unit) + 1) : 1;
-  return Number(m[1]) * mult;
-}
-
 function parseMirrors(list: string[] = []): Record<string, string> {
   const out: Record<string, string> = {};
   for (const m of list) {
     const i = m.indexOf('=');
     if (i <= 0) throw new DockyardError('E_USAGE', `--mirror takes REGISTRY=URL, got "${m}"`);
-    out[m.slice(0, i)] = m.slice(i + 1);
+    const url = m.slice(i + 1);
+    let u: URL | undefined;
+    try {
+      u = new URL(url);
+    } catch {
+      /* said below */
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || !u.host || u.search || u.hash || u.username || u.password) {
+      throw new DockyardError('E_USAGE', `--mirror ${m.slice(0, i)}=URL: "${url}" is not an http:// or https:// URL of a registry (no query, no credentials in it)`);
+    }
+    out[m.slice(0, i)] = url;
   }
   return out;
+}
+
+/** Signals: the first aborts the command (exit 130 for SIGINT, 143 for SIGTERM); a second, or 5 s without an end, exits at once. */
+const controller = new AbortController();
+let signalled: NodeJS.Signals | undefined;
+const signalExit = (sig: NodeJS.Signals | undefined) => (sig === 'SIGTERM' ? 143 : 130);
+
+function onSignal(sig: NodeJS.Signals): void {
+  if (signalled) {
+    removeTempsSync();
+    process.exit(signalExit(sig));
+  }
+  signalled = sig;
+  controller.abort(new DockyardError('E_INTERRUPTED', `interrupted (${sig})`));
+  setTimeout(() => {
+    process.stderr.write(`dockyard: interrupted (${sig})\n`);
+    removeTempsSync();
+    process.exit(signalExit(sig));
+  }, 5000).unref();
+}
+
+function catchSignals(): void {
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 }
 
 const program = new Command();
@@ -77,8 +123,10 @@ program
   .description('Assemble bootable systems from OCI images — LinuxKit specs, no Docker daemon')
   .option('--debug', 'print stack traces and debug detail')
   .showHelpAfterError()
-  .hook('preAction', (cmd) => {
+  .hook('preAction', (cmd, action) => {
     debug = Boolean(cmd.opts().debug);
+    // `run qemu` passes signals on to qemu itself.
+    if (action.name() !== 'qemu') catchSignals();
   });
 
 program
@@ -88,7 +136,7 @@ program
   .option('-f, --format <formats>', `output formats, repeatable or comma-separated (${formatNames.join(', ')})`, collect)
   .option('-o, --o <file>', 'write the single output to FILE (- for stdout); default format becomes tar')
   .option('--dir <dir>', 'directory for outputs', '.')
-  .option('--name <name>', 'base name of outputs (default: first spec file name)')
+  .option('--name <name>', 'base name of outputs (default: first spec file name)', parseName)
   .option('--arch <arch>', 'target architecture: amd64, arm64, or both (amd64,arm64: outputs go to DIR/ARCH/)', hostArch())
   .option('--cache <dir>', 'image cache directory (env DOCKYARD_CACHE)', defaultCacheDir())
   .option('--pull', 'always pull images, even when cached')
@@ -100,6 +148,10 @@ program
   .option('--mirror <registry=url>', 'pull REGISTRY through URL (repeatable)', collectOne)
   .option('--component <name=ref>', 'use REF for a bootloader component (systemd-boot, syslinux, grub-efi; repeatable)', collectOne)
   .option('--size <size>', 'disk size for disk formats, e.g. 512M, 2G (default: what fits, plus headroom)')
+  .option('--max-layer-size <size>', `largest uncompressed image layer accepted (default ${formatSize(defaultLimits.layerBytes)})`)
+  .option('--max-output-size <size>', `largest output file written (default ${formatSize(defaultLimits.outputBytes)})`)
+  .option('--timeout <seconds>', `registry timeouts: connecting, waiting for an answer, and any pause in a download (default ${defaultTimeouts.headersMs / 1000})`, parseTimeout)
+  .option('--strict', 'settings runc refuses at boot (hostname without uts: new, sysctls of a shared namespace) are errors, not warnings')
   .option('--json', 'print outputs, digests and timings as JSON on stdout')
   .action(async (files: string[], o) => {
     const inputs = await readSpecInputs(files, process.stdin);
@@ -114,11 +166,8 @@ program
       if (formats.length > 1) throw new DockyardError('E_USAGE', '-o writes one output: give exactly one --format');
       if (o.o === '-' && o.json) throw new DockyardError('E_USAGE', '--json and -o - both want stdout');
     } else if (formats.length === 0) formats = ['kernel+initrd'];
-    const first = files[0] === '-' ? 'moby' : basename(files[0], extname(files[0]));
-    const controller = new AbortController();
-    const onSignal = () => controller.abort(new DockyardError('E_INTERRUPTED', 'interrupted'));
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    // The first spec's name, made plain (it names the outputs when --name is not given).
+    const first = o.name ?? (files[0] === '-' ? 'moby' : basename(files[0], extname(files[0])).replace(/[^A-Za-z0-9._+@-]/g, '_').replace(/^[.-]/, '_') || 'moby');
     const arches = parseArches(o.arch);
     for (const f of formats) {
       if (!arches.some((a) => archesOf(f).includes(a))) throw new DockyardError('E_UNSUPPORTED_ARCH', `format ${f} does not exist for ${arches.join(', ')} (it does for ${archesOf(f).join(', ')})`);
@@ -135,7 +184,7 @@ program
           build({
             inputs,
             formats: archFormats,
-            name: o.name ?? first,
+            name: first,
             dir: arches.length > 1 ? resolve(o.dir, arch) : resolve(o.dir),
             outFile: o.o === undefined ? undefined : o.o === '-' ? '-' : resolve(o.o),
             stdout: process.stdout,
@@ -149,7 +198,13 @@ program
             sbom: o.sbom,
             decompressKernel: o.decompressKernel,
             components: parseComponentFlags(o.component),
-            diskSize: o.size === undefined ? undefined : parseSize(o.size),
+            diskSize: o.size === undefined ? undefined : parseSize(o.size, '--size'),
+            limits: {
+              layerBytes: o.maxLayerSize === undefined ? defaultLimits.layerBytes : parseSize(o.maxLayerSize, '--max-layer-size'),
+              outputBytes: o.maxOutputSize === undefined ? defaultLimits.outputBytes : parseSize(o.maxOutputSize, '--max-output-size'),
+            },
+            timeouts: o.timeout === undefined ? undefined : timeoutsOf(o.timeout),
+            strict: o.strict,
             emit: reporter.emit,
             signal: controller.signal,
           }),
@@ -161,9 +216,6 @@ program
       // One build of several failed: remove what the others wrote (no partial output).
       await Promise.all(results.flatMap((r) => r.outputs.map((f) => rm(f.path, { force: true }))));
       throw e;
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
     }
   });
 
@@ -171,17 +223,28 @@ program
   .command('validate')
   .description('check spec files without pulling anything; print every problem as file:line:col')
   .argument('<file...>', 'spec files')
-  .action(async (files: string[]) => {
+  .option('--strict', 'settings runc refuses at boot are errors, not warnings')
+  .action(async (files: string[], o) => {
     const inputs = await readSpecInputs(files, process.stdin);
     // A files source missing here may exist where the build runs: warn only.
     const { spec, problems, warnings } = loadSpecs(inputs, { checkSources: 'warn' });
     const lines = problems.map(formatProblem);
+    const at = (p: { file: string; line: number; col: number } | undefined, msg: string) => (p ? `${p.file}:${p.line}:${p.col}: ${msg}` : msg);
     if (spec) {
-      for (const entry of [...spec.onboot, ...spec.onshutdown, ...spec.services]) {
-        for (const msg of checkImageEntry(entry)) {
-          const p = entry.pos;
-          lines.push(p ? `${p.file}:${p.line}:${p.col}: ${msg}` : msg);
-        }
+      if (!spec.kernel && spec.init.length + spec.onboot.length + spec.onshutdown.length + spec.services.length + spec.files.length + spec.volumes.length === 0) {
+        lines.push(`${spec.sources.join(', ')}: nothing to build: the spec has no kernel, init, onboot, onshutdown, services, files or volumes`);
+      }
+      const sections = [['onboot', spec.onboot], ['onshutdown', spec.onshutdown], ['services', spec.services]] as const;
+      for (const [section, list] of sections) {
+        list.forEach((entry, i) => {
+          for (const msg of checkImageEntry(entry)) lines.push(at(entry.pos, msg));
+          // What the YAML alone shows; a build also weighs the image's label.
+          for (const r of runtimeRefusals(entry, false)) {
+            const w = at(entry.keyPos?.[r.key.join('/')] ?? entry.keyPos?.[r.key[0]] ?? entry.pos, `${section}[${i}] (${entry.name}): ${r.message}`);
+            if (o.strict) lines.push(`${w} (--strict)`);
+            else warnings.push(w);
+          }
+        });
       }
     }
     for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
@@ -222,8 +285,20 @@ cache
   .argument('<ref>')
   .addOption(new Option('--arch <arch>', 'platform to pull').choices(['amd64', 'arm64']).default(hostArch()))
   .option('--insecure-registry <host>', 'allow plain HTTP for HOST (repeatable)', collectOne)
+  .option('--mirror <registry=url>', 'pull REGISTRY through URL (repeatable)', collectOne)
+  .option('--timeout <seconds>', `registry timeouts (default ${defaultTimeouts.headersMs / 1000})`, parseTimeout)
   .action(async (ref: string, o) => {
-    const h = await new Cache(cacheDir()).pull(ref, { os: 'linux', architecture: o.arch }, { pull: true, insecureRegistries: o.insecureRegistry });
+    const h = await new Cache(cacheDir()).pull(
+      ref,
+      { os: 'linux', architecture: o.arch },
+      {
+        pull: true,
+        insecureRegistries: o.insecureRegistry,
+        mirrors: parseMirrors(o.mirror),
+        timeouts: o.timeout === undefined ? undefined : timeoutsOf(o.timeout),
+        signal: controller.signal,
+      },
+    );
     process.stdout.write(`${ref}\t${h.digest}\n`);
   });
 cache
@@ -231,7 +306,7 @@ cache
   .description('import an OCI image layout (directory or tar) whose index entries name their refs')
   .argument('<path>')
   .action(async (path: string) => {
-    const refs = await new Cache(cacheDir()).import(resolve(path));
+    const refs = await new Cache(cacheDir()).import(resolve(path), controller.signal);
     for (const r of refs) process.stdout.write(`${r}\n`);
   });
 cache
@@ -240,7 +315,7 @@ cache
   .argument('<ref>')
   .requiredOption('-o, --output <file>', 'tar file to write')
   .action(async (ref: string, o) => {
-    await new Cache(cacheDir()).export(ref, resolve(o.output));
+    await new Cache(cacheDir()).export(ref, resolve(o.output), controller.signal);
   });
 
 registerRun(program);
@@ -250,9 +325,18 @@ async function main(): Promise<void> {
     await program.parseAsync(process.argv);
   } catch (e) {
     if (debug) console.error(e);
-    if (isDockyardError(e)) {
+    if (signalled && !(isDockyardError(e) && e.code !== 'E_INTERRUPTED')) {
+      // Whatever a step threw on its way out, the cause is the signal.
+      process.stderr.write(`dockyard: interrupted (${signalled})\n`);
+      process.exitCode = signalExit(signalled);
+    } else if (isDockyardError(e)) {
       process.stderr.write(`dockyard: ${e.toLine()}\n`);
-      process.exitCode = e.code === 'E_USAGE' ? 2 : e.code === 'E_INTERRUPTED' ? 130 : 1;
+      process.exitCode = e.code === 'E_USAGE' ? 2 : e.code === 'E_INTERRUPTED' ? signalExit(signalled) : 1;
+    } else if (isErrno(e)) {
+      // A failure of the operating system (no space, no permission): the user's to act on, not a bug.
+      const path = e.path ? ` ${e.path}` : '';
+      process.stderr.write(`dockyard: ${e.syscall}${path}: ${errnoReason(e)}\n`);
+      process.exitCode = 1;
     } else {
       const msg = e instanceof Error ? e.message : String(e);
       process.stderr.write(`dockyard: internal error: ${msg}${debug ? '' : ' (run with --debug for details)'}\n`);

@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'E_NETWORK' // connection refused / reset / timeout after retries
   | 'E_OFFLINE' // needed the network with --offline
   | 'E_CACHE' // the cache is unusable
+  | 'E_CACHE_CORRUPT' // a cached blob or segment did not hash to its digest (it was removed)
+  | 'E_LIMIT' // an input or output went past a size limit
   | 'E_LAYER_UNSAFE' // a layer tries to escape (../, absolute link outside)
   | 'E_LAYER_FORMAT' // a layer is not a tar we can read
   | 'E_KERNEL' // kernel image lacks what we need

@@ -29,7 +29,11 @@ const S_IF: Record<EntryType, number> = {
   fifo: 0o010000,
 };
 
-const hex = (v: number) => (v >>> 0).toString(16).padStart(8, '0');
+/** An 8-digit hex field; a value that does not fit is a bug upstream (inputs are range-checked where they enter), never wrapped. */
+const hex = (v: number) => {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new DockyardError('E_INTERNAL', `cpio: ${v} does not fit a 32-bit header field`);
+  return v.toString(16).padStart(8, '0');
+};
 const pad4 = (n: number) => (4 - (n % 4)) % 4;
 
 function header(f: { ino: number; mode: number; uid: number; gid: number; nlink: number; mtime: number; size: number; rmaj: number; rmin: number; name: string }): Buffer {

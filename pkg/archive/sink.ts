@@ -4,8 +4,8 @@
  * bodies into it; it never holds more than its batch buffer.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { once } from 'node:events';
 import type { Writable } from 'node:stream';
+import { DockyardError } from '../errors.js';
 
 const BATCH = 256 * 1024;
 
@@ -26,15 +26,23 @@ export class Sink implements ByteSink {
   private pending: Buffer[] = [];
   private pendingLen = 0;
 
+  private readonly limit?: { max: number; error: () => Error };
+
   constructor(
     private readonly outs: Writable[],
-    opts: { hash?: boolean } = {},
+    opts: { hash?: boolean; limit?: { max: number; error: () => Error } } = {},
   ) {
     this.hash = opts.hash === false ? undefined : createHash('sha256');
+    this.limit = opts.limit;
+    // A write error (ENOSPC) is kept and thrown by the next write: never an unhandled 'error' event, never a wait for a 'drain' that will not come.
+    for (const o of outs) o.on('error', (e: Error) => (this.failure ??= e));
   }
+
+  private failure: Error | undefined;
 
   async write(b: Buffer): Promise<void> {
     if (b.length === 0) return;
+    if (this.limit && this.bytes + b.length > this.limit.max) throw this.limit.error();
     this.bytes += b.length;
     this.hash?.update(b);
     if (b.length >= BATCH) {
@@ -58,9 +66,16 @@ export class Sink implements ByteSink {
   private async push(b: Buffer): Promise<void> {
     const waits: Promise<unknown>[] = [];
     for (const o of this.outs) {
-      if (!o.write(b)) waits.push(once(o, 'drain'));
+      this.check(o);
+      if (!o.write(b)) waits.push(drained(o));
     }
     if (waits.length) await Promise.all(waits);
+    for (const o of this.outs) this.check(o);
+  }
+
+  private check(o: Writable): void {
+    if (this.failure) throw this.failure;
+    if (o.destroyed) throw new Error('the output was closed');
   }
 
   /** Flush and end every writable, waiting until each has finished. */
@@ -70,8 +85,9 @@ export class Sink implements ByteSink {
       this.outs.map(
         (o) =>
           new Promise<void>((res, rej) => {
+            if (this.failure) return rej(this.failure);
             o.once('error', rej);
-            o.end(() => res());
+            o.end((e?: Error | null) => (e ? rej(e) : res()));
           }),
       ),
     );
@@ -81,6 +97,25 @@ export class Sink implements ByteSink {
     if (!this.hash) throw new Error('sink was created without hashing');
     return this.hash.digest('hex');
   }
+}
+
+/** 'drain', or the error (or close) that means it will never come. */
+function drained(o: Writable): Promise<void> {
+  return new Promise<void>((res, rej) => {
+    const done = (e?: Error) => {
+      o.off('drain', onDrain);
+      o.off('error', onError);
+      o.off('close', onClose);
+      if (e) rej(e);
+      else res();
+    };
+    const onDrain = () => done();
+    const onError = (e: Error) => done(e);
+    const onClose = () => done(new Error('the output was closed'));
+    o.on('drain', onDrain);
+    o.on('error', onError);
+    o.on('close', onClose);
+  });
 }
 
 /** Writes every chunk to several sinks. */
@@ -117,13 +152,24 @@ export async function forwardZeros(sink: ByteSink, n: number): Promise<void> {
   }
 }
 
-/** An entry body's bytes, gathered (only for small, known-small bodies). */
-export async function collectBody(body: Buffer | AsyncIterable<Buffer> | undefined): Promise<Buffer> {
+/** Largest body collectBody gathers unless told otherwise. */
+export const MaxCollectedBytes = 64 * 1024 * 1024;
+
+/** An entry body's bytes, gathered (only for small bodies: more than `limit` bytes is an E_LIMIT error). */
+export async function collectBody(body: Buffer | AsyncIterable<Buffer> | undefined, limit = MaxCollectedBytes, what = 'a file'): Promise<Buffer> {
   if (body === undefined) return Buffer.alloc(0);
-  if (Buffer.isBuffer(body)) return body;
+  if (Buffer.isBuffer(body)) {
+    if (body.length > limit) throw new DockyardError('E_LIMIT', `${what} is larger than ${limit} bytes, too large to hold in memory`);
+    return body;
+  }
   const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(c);
-  return Buffer.concat(chunks);
+  let n = 0;
+  for await (const c of body) {
+    n += c.length;
+    if (n > limit) throw new DockyardError('E_LIMIT', `${what} is larger than ${limit} bytes, too large to hold in memory`);
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks, n);
 }
 
 /** Iterate an entry body (bytes or chunks) as buffers. */

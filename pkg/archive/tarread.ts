@@ -41,15 +41,22 @@ function str(b: Buffer, off: number, len: number): string {
   return (nul === -1 ? s : s.subarray(0, nul)).toString('utf8');
 }
 
+/** A numeric header field: octal digits, or GNU base-256 (high bit of the first byte set). NaN when neither. */
 function num(b: Buffer, off: number, len: number): number {
-  // GNU base-256: high bit of the first byte set.
   if (b[off] & 0x80) {
     let v = b[off] & 0x3f;
     for (let i = 1; i < len; i++) v = v * 256 + b[off + i];
     return b[off] & 0x40 ? -v : v;
   }
   const s = str(b, off, len).trim();
-  return s === '' ? 0 : parseInt(s, 8);
+  if (s === '') return 0;
+  return /^[0-7]+$/.test(s) ? parseInt(s, 8) : NaN;
+}
+
+/** A PAX decimal value (`uid`, `size`; `mtime` may have a fraction and a sign). NaN when it is not one. */
+function paxNumber(v: string, fraction = false): number {
+  const re = fraction ? /^-?\d+(\.\d*)?$/ : /^\d+$/;
+  return re.test(v) ? Math.floor(Number(v)) : NaN;
 }
 
 function checksumOk(h: Buffer): boolean {
@@ -99,10 +106,10 @@ export function parsePax(buf: Buffer): Record<string, string> {
   return out;
 }
 
-async function readAll(r: ByteReader, n: number, what: string): Promise<Buffer> {
-  if (n > 16 * 1024 * 1024) throw new DockyardError('E_LAYER_FORMAT', `tar: ${what} of ${n} bytes is too large`);
+async function readAll(r: ByteReader, n: number, what: string, label: string): Promise<Buffer> {
+  if (!(n >= 0) || n > 1024 * 1024) throw new DockyardError('E_LAYER_FORMAT', `${label}: tar ${what} of ${n} bytes is too large`);
   const b = await r.read(n);
-  if (!b) throw new DockyardError('E_LAYER_FORMAT', 'tar: unexpected end of archive');
+  if (!b) throw new DockyardError('E_LAYER_FORMAT', `${label}: truncated tar archive`);
   return Buffer.from(b);
 }
 
@@ -130,7 +137,7 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array | strin
       const typeflag = String.fromCharCode(h[156]);
       let size = num(h, 124, 12);
       if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L' || typeflag === 'K') {
-        const data = await readAll(r, size, 'extended header');
+        const data = await readAll(r, size, 'extended header', label);
         await r.skip(pad(size));
         if (typeflag === 'x') pax = { ...pax, ...parsePax(data) };
         else if (typeflag === 'L') longName = str(data, 0, data.length);
@@ -144,20 +151,26 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array | strin
       if (pax.path !== undefined) name = pax.path;
       let linkname = longLink ?? str(h, 157, 100);
       if (pax.linkpath !== undefined) linkname = pax.linkpath;
-      if (pax.size !== undefined) size = parseInt(pax.size, 10);
+      if (pax.size !== undefined) size = paxNumber(pax.size);
       const header: TarHeader = {
         name,
         type: typeOf(typeflag),
         typeflag,
-        mode: num(h, 100, 8) & 0o7777,
-        uid: pax.uid !== undefined ? parseInt(pax.uid, 10) : num(h, 108, 8),
-        gid: pax.gid !== undefined ? parseInt(pax.gid, 10) : num(h, 116, 8),
+        mode: num(h, 100, 8),
+        uid: pax.uid !== undefined ? paxNumber(pax.uid) : num(h, 108, 8),
+        gid: pax.gid !== undefined ? paxNumber(pax.gid) : num(h, 116, 8),
         size: typeflag === '1' || typeflag === '2' || typeflag === '5' ? 0 : size,
-        mtime: pax.mtime !== undefined ? Math.floor(parseFloat(pax.mtime)) : num(h, 136, 12),
+        mtime: pax.mtime !== undefined ? paxNumber(pax.mtime, true) : num(h, 136, 12),
         linkname,
         devmajor: num(h, 329, 8),
         devminor: num(h, 337, 8),
       };
+      for (const k of ['mode', 'uid', 'gid', 'size', 'mtime', 'devmajor', 'devminor'] as const) {
+        if (!Number.isFinite(header[k]) || (k === 'size' && (size < 0 || !Number.isSafeInteger(size)))) {
+          throw new DockyardError('E_LAYER_FORMAT', `${label}: entry "${name}" has an invalid ${k} field`);
+        }
+      }
+      header.mode &= 0o7777;
       // A directory with a trailing slash and an old-style regular file flag.
       if (header.type === 'file' && name.endsWith('/')) header.type = 'dir';
       pax = {};
@@ -165,7 +178,7 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array | strin
 
       const dataLen = size; // hard links etc. may still carry bytes; skip them
       let consumed = 0;
-      const body = header.type === 'file' ? windowed(r, header.size, (n) => (consumed += n)) : empty();
+      const body = header.type === 'file' ? windowed(r, header.size, (n) => (consumed += n), label, name) : empty();
       yield { header, body };
       if (consumed < dataLen) await r.skip(dataLen - consumed);
       await r.skip(pad(dataLen));
@@ -179,10 +192,16 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array | strin
   }
 }
 
-async function* windowed(r: ByteReader, n: number, count: (n: number) => void): AsyncGenerator<Buffer> {
-  for await (const c of r.window(n)) {
-    count(c.length);
-    yield c;
+/** A body's bytes; an archive ending inside it is a truncated layer, said as one (not a RangeError). */
+async function* windowed(r: ByteReader, n: number, count: (n: number) => void, label: string, name: string): AsyncGenerator<Buffer> {
+  try {
+    for await (const c of r.window(n)) {
+      count(c.length);
+      yield c;
+    }
+  } catch (e) {
+    if (e instanceof RangeError) throw new DockyardError('E_LAYER_FORMAT', `${label}: truncated tar archive (the body of "${name}" ends early)`, { cause: e });
+    throw e;
   }
 }
 

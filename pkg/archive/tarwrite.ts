@@ -103,6 +103,10 @@ function padTo(n: number): number {
 
 /** The tar bytes preceding an entry's body (pax header if needed, ustar header). */
 export function tarHeader(e: Entry, epoch: number): Buffer {
+  // Inputs are range-checked where they enter; a value out of range here is a bug, never wrapped.
+  for (const [k, v] of [['uid', e.uid], ['gid', e.gid], ['devmajor', e.devmajor ?? 0], ['devminor', e.devminor ?? 0]] as const) {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new DockyardError('E_INTERNAL', `tar: ${e.path}: ${k} ${v} is out of range`);
+  }
   let name = e.type === 'dir' ? `${e.path}/` : e.path;
   const mtime = Math.max(0, Math.floor(e.mtime ?? epoch));
   const size = e.type === 'file' ? e.size : 0;

@@ -2,7 +2,7 @@
  * `dockyard build` as a library call: load → resolve → plan → formats.
  * Emits progress through `emit`; never prints.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockyardError, formatProblem, type SpecProblem } from '../errors.js';
 import { loadSpecs, parseImageLabel, renderMetadata } from '../spec/index.js';
@@ -13,7 +13,10 @@ import { getFormat } from '../formats/index.js';
 import { releaseShared } from '../formats/shared.js';
 import { staticSegment } from '../rootfs/index.js';
 import { renderSbom, sbomPath } from '../sbom/sbom.js';
-import type { OutputFile, ProgressEvent } from '../formats/format.js';
+import type { Format, OutputFile, ProgressEvent } from '../formats/format.js';
+import { checkOutputPath, fsError } from '../fsutil.js';
+import type { Limits } from '../limits.js';
+import type { Timeouts } from '../oci/registry/http.js';
 import { Components, componentRef } from '../components/components.js';
 
 export type Arch = 'amd64' | 'arm64';
@@ -42,6 +45,12 @@ export interface BuildOptions {
   components?: Record<string, string>;
   /** `--size` for disk formats, in bytes. */
   diskSize?: number;
+  /** Size limits (--max-layer-size, --max-output-size); defaults in pkg/limits.ts. */
+  limits?: Partial<Limits>;
+  /** Registry timeouts (--timeout). */
+  timeouts?: Timeouts;
+  /** Configurations runc refuses at boot are errors, not warnings. */
+  strict?: boolean;
   emit?: (ev: ProgressEvent) => void;
   signal?: AbortSignal;
 }
@@ -85,19 +94,27 @@ export function loadOrThrow(inputs: { file: string; text: string }[]): { spec: S
   return { spec, warnings };
 }
 
+/** The outputs' places, checked before anything is pulled: --dir a directory, each output free or a regular file. */
+async function checkOutputs(opts: BuildOptions, formats: Format[]): Promise<void> {
+  if (opts.outFile === '-') return;
+  if (opts.outFile === undefined) {
+    const st = await stat(opts.dir).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined;
+      throw fsError('E_OUTPUT', `--dir ${opts.dir}`, e);
+    });
+    if (st && !st.isDirectory()) throw new DockyardError('E_OUTPUT', `--dir ${opts.dir} exists and is not a directory`);
+  }
+  for (const f of formats) {
+    for (const file of opts.outFile ? [opts.outFile] : f.files(opts.name)) await checkOutputPath(opts.outFile ? file : join(opts.dir, file), opts.outFile ? '-o' : 'output');
+  }
+}
+
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const emit = opts.emit ?? (() => {});
-  const timings: Record<string, number> = {};
-  let t = performance.now();
-  const lap = (k: string) => {
-    const now = performance.now();
-    timings[k] = Math.round(now - t);
-    t = now;
-  };
-
   const { spec, warnings } = loadOrThrow(opts.inputs);
   for (const w of warnings) emit({ kind: 'warning', message: w });
-  // Fail on unknown formats before pulling anything.
+  if (isEmpty(spec)) throw new DockyardError('E_SPEC_INVALID', `${spec.sources.join(', ')}: nothing to build: the spec has no kernel, init, onboot, onshutdown, services, files or volumes`);
+  // Fail on unknown formats and unusable output places before pulling anything.
   const formats = opts.formats.map((f) => getFormat(f));
   for (const f of formats) {
     if (f.arches && !f.arches.includes(opts.arch)) {
@@ -112,10 +129,43 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       seen.set(file, f.name);
     }
   }
+  await checkOutputs(opts, formats);
+  try {
+    return await attempt(opts, spec, formats, warnings);
+  } catch (e) {
+    // A cached blob or file found corrupt was removed: one more go pulls or derives it again.
+    // Not to stdout: what was written there cannot be taken back.
+    if (!(e instanceof DockyardError) || e.code !== 'E_CACHE_CORRUPT' || opts.outFile === '-') throw e;
+    emit({ kind: 'warning', message: `${e.message}; building again` });
+    try {
+      return await attempt(opts, spec, formats, warnings);
+    } catch (again) {
+      if (again instanceof DockyardError && (again.code === 'E_OFFLINE' || again.code === 'E_COMPONENT')) {
+        throw new DockyardError('E_CACHE_CORRUPT', `${e.message} (${again.message})`, { cause: again });
+      }
+      throw again;
+    }
+  }
+}
+
+function isEmpty(spec: Spec): boolean {
+  return !spec.kernel && spec.init.length === 0 && spec.onboot.length === 0 && spec.onshutdown.length === 0 && spec.services.length === 0 && spec.files.length === 0 && spec.volumes.length === 0;
+}
+
+async function attempt(opts: BuildOptions, spec: Spec, formats: Format[], warnings: string[]): Promise<BuildResult> {
+  const emit = opts.emit ?? (() => {});
+  const timings: Record<string, number> = {};
+  let t = performance.now();
+  const lap = (k: string) => {
+    const now = performance.now();
+    timings[k] = Math.round(now - t);
+    t = now;
+  };
   const componentNames = [...new Set(formats.flatMap((f) => f.components?.(opts.arch) ?? []))];
   lap('load');
 
   const cache = new Cache(opts.cacheDir);
+  const scratch = await cache.scratch();
   const componentRefs = new Map(componentNames.map((n) => [n, componentRef(n, { ...spec.components, ...opts.components })]));
   const resolveOpts = {
     cache,
@@ -124,6 +174,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     offline: opts.offline,
     insecureRegistries: opts.insecureRegistries,
     mirrors: opts.mirrors,
+    timeouts: opts.timeouts,
     onProgress: emit,
     signal: opts.signal,
   };
@@ -132,7 +183,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     try {
       for (const [r, h] of await resolveAll([ref], resolveOpts)) images.set(r, h);
     } catch (e) {
-      if (e instanceof DockyardError && e.code !== 'E_INTERRUPTED') {
+      if (e instanceof DockyardError && e.code !== 'E_INTERRUPTED' && e.code !== 'E_CACHE_CORRUPT') {
         const needs = formats.filter((f) => f.components?.(opts.arch).includes(name)).map((f) => f.name).join(', ');
         const code = e.code === 'E_IMAGE_NOT_FOUND' || e.code === 'E_OFFLINE' ? 'E_COMPONENT' : e.code;
         throw new DockyardError(code, `${needs} needs the ${name} component ${ref} (${opts.arch}): ${e.message}; load it with \`dockyard cache import\` (npm run fixtures builds it) or name another image with --component ${name}=REF`, { cause: e });
@@ -143,29 +194,37 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   lap('resolve');
 
   const components = new Components(new Map([...componentRefs].map(([n, ref]) => [n, images.get(ref)!])), cache);
-  const tmpDir = join(opts.cacheDir, 'tmp');
-  await mkdir(tmpDir, { recursive: true });
-  const p = plan({
+  // A read-only cache: derived files live in this run's scratch only.
+  const derivedDir = scratch.readOnly ? scratch.dir : join(opts.cacheDir, 'segments');
+  if (!scratch.readOnly) await mkdir(derivedDir, { recursive: true }).catch((e) => Promise.reject(fsError('E_CACHE', `cannot write to the cache ${opts.cacheDir}`, e)));
+  const warn = (message: string) => emit({ kind: 'warning', message });
+  const p = await plan({
     spec,
     images,
     store: cache,
     parseLabel: parseImageLabel,
     renderMetadata: (f) => renderMetadata(spec, f),
     epoch: opts.epoch,
-    tmpDir,
+    tmpDir: scratch.dir,
+    derivedDir,
     decompressKernel: opts.decompressKernel,
+    maxLayerBytes: opts.limits?.layerBytes,
+    warn,
+    signal: opts.signal,
   });
+  for (const w of p.warnings) {
+    if (opts.strict) throw new DockyardError('E_SPEC_INVALID', `${w} (--strict)`);
+    emit({ kind: 'warning', message: w });
+  }
   if (opts.sbom !== false) {
     const body = renderSbom(p.components, opts.epoch);
     p.segments.push(staticSegment('sbom', [{ path: sbomPath, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, body }]));
   }
   lap('plan');
 
-  await mkdir(opts.dir, { recursive: true });
   const outputs: BuildResult['outputs'] = [];
-  const segmentCacheDir = join(opts.cacheDir, 'segments');
-  await mkdir(segmentCacheDir, { recursive: true });
   try {
+    if (opts.outFile === undefined) await mkdir(opts.dir, { recursive: true }).catch((e) => Promise.reject(fsError('E_OUTPUT', `cannot make --dir ${opts.dir}`, e)));
     // Formats run side by side: the work they share is made once
     // (pkg/formats/shared.ts), and what each does alone is mostly waiting on
     // the thread pool (compression, file I/O), so more of them than there
@@ -178,10 +237,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       arch: opts.arch,
       epoch: opts.epoch,
       segments: p.segments,
-      segmentCacheDir,
-      tmpDir,
+      segmentCacheDir: scratch.readOnly ? undefined : derivedDir,
+      tmpDir: scratch.dir,
       components,
       diskSize: opts.diskSize,
+      maxOutputBytes: opts.limits?.outputBytes,
       emit,
       signal: opts.signal,
     };

@@ -8,26 +8,37 @@
  *                             io.containerd.image.name = canonical ref,
  *                             pointing at the index or manifest the ref named
  *   DIR/blobs/sha256/<hex>    content, written only after its digest verified
- *   DIR/tmp/                  temp files (same filesystem, for atomic rename)
+ *   DIR/segments/             what builds derive (sealed files: pkg/cache/sealed.ts)
+ *   DIR/tmp/run-…/            one scratch directory per run (pkg/cache/scratch.ts)
  *
  * Blobs are written temp → fsync → rename; index.json is changed only under
  * an exclusive lock, read-modify-write, and replaced by rename.
+ *
+ * Nothing read back is trusted: every blob is hashed as it streams out
+ * (open), documents are hashed when read (readDoc), and a blob that does not
+ * hash to its name is removed and reported (E_CACHE_CORRUPT), so the next
+ * pull or import of its image fetches it again.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { pipeline as pipelineCb, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { DockyardError, isDockyardError } from '../errors.js';
+import { checkOutputPath, fsError, outputTemp, readRegular, streamRegular } from '../fsutil.js';
+import { trackTemp, untrackTemp } from '../tempfiles.js';
 import { assertSha256, VerifyDigest } from '../oci/digest.js';
 import { blobPath, ContainerdNameAnnotation, DockerArchive, OciLayout, RefNameAnnotation } from '../oci/layout.js';
 import { choosePlatform, isIndexType, parseManifest } from '../oci/manifest.js';
 import { parseReference } from '../oci/reference.js';
 import { RegistryClient, type RegistryOptions } from '../oci/registry/client.js';
-import { makeHandle, parseConfig, resolveFrom, type ManifestSource } from '../oci/source.js';
+import { makeHandle, MaxDocumentBytes, parseConfig, resolveFrom, type ManifestSource } from '../oci/source.js';
 import type { BlobStore, Descriptor, ImageHandle, Index, Manifest, Platform } from '../oci/types.js';
+import type { Timeouts } from '../oci/registry/http.js';
 import { withLock } from './lock.js';
+import { scratchFor, type Scratch } from './scratch.js';
 
 /** Progress events (a subset of the formats' ProgressEvent, same shape). */
 export type PullProgress =
@@ -45,6 +56,7 @@ export interface PullOptions {
   insecureRegistries?: string[];
   mirrors?: Record<string, string>;
   credentials?: RegistryOptions['credentials'];
+  timeouts?: Timeouts;
   onProgress?: (ev: PullProgress) => void;
   signal?: AbortSignal;
 }
@@ -61,25 +73,53 @@ const blobAttempts = 3;
 const emptyIndex = (): Index => ({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] });
 let tmpSeq = 0;
 
+/** Hashes a cached blob as it streams; at the end, a mismatch evicts it and fails the stream. */
+class CheckedRead extends Transform {
+  private readonly hash = createHash('sha256');
+  constructor(private readonly onEnd: (got: string) => Promise<Error | undefined>) {
+    super({ highWaterMark: 1 << 20 });
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    this.onEnd('sha256:' + this.hash.digest('hex')).then((e) => cb(e ?? null), cb);
+  }
+}
+
 export class Cache implements BlobStore {
+  /** Blobs this process has hashed in full and found intact. */
+  private readonly verified = new Set<string>();
+
   constructor(readonly dir: string) {}
 
   private get indexPath(): string {
     return join(this.dir, 'index.json');
   }
-  private get tmpDir(): string {
-    return join(this.dir, 'tmp');
+
+  /** This run's scratch directory for the cache (read-only caches get one elsewhere). */
+  scratch(): Promise<Scratch> {
+    return scratchFor(this.dir);
   }
-  private tmpName(tag: string): string {
-    return join(this.tmpDir, `${tag}-${process.pid}-${tmpSeq++}-${Math.random().toString(36).slice(2, 8)}`);
+
+  private async tmpName(tag: string): Promise<string> {
+    const s = await this.scratch();
+    if (s.readOnly) throw new DockyardError('E_CACHE', `the cache ${this.dir} is read-only: cannot store anything in it`);
+    const p = join(s.dir, `${tag}-${tmpSeq++}`);
+    trackTemp(p);
+    return p;
   }
 
   /** Create the layout if absent (safe against concurrent creators: link() never overwrites). */
   async init(): Promise<void> {
-    await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
-    await mkdir(this.tmpDir, { recursive: true });
-    await this.createIfAbsent(join(this.dir, 'oci-layout'), Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
-    await this.createIfAbsent(this.indexPath, Buffer.from(JSON.stringify(emptyIndex())));
+    try {
+      await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+      await this.createIfAbsent(join(this.dir, 'oci-layout'), Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
+      await this.createIfAbsent(this.indexPath, Buffer.from(JSON.stringify(emptyIndex())));
+    } catch (e) {
+      throw fsError('E_CACHE', `cannot write to the cache ${this.dir}`, e);
+    }
   }
 
   private async createIfAbsent(path: string, data: Buffer): Promise<void> {
@@ -100,20 +140,43 @@ export class Cache implements BlobStore {
   }
 
   private async writeTemp(data: Buffer): Promise<string> {
-    const tmp = this.tmpName('w');
-    const fh = await open(tmp, 'wx');
+    const tmp = await this.tmpName('w');
     try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      const fh = await open(tmp, 'wx');
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } catch (e) {
+      await unlink(tmp).catch(() => {});
+      untrackTemp(tmp);
+      throw fsError('E_CACHE', `cannot write to the cache ${this.dir}`, e);
     }
     return tmp;
   }
 
   private async atomicWrite(path: string, data: Buffer): Promise<void> {
     const tmp = await this.writeTemp(data);
-    await rename(tmp, path);
+    try {
+      await rename(tmp, path);
+    } finally {
+      untrackTemp(tmp);
+    }
+  }
+
+  private corrupt(digest: string, got: string, what: string): DockyardError {
+    return new DockyardError(
+      'E_CACHE_CORRUPT',
+      `${what}: the cache's copy is corrupt (it hashes to ${got}); removed it from ${this.dir}: pulling or importing the image again restores it`,
+    );
+  }
+
+  /** Remove a blob found corrupt (another process may have replaced it already: only if it still fails). */
+  private async evict(digest: string): Promise<void> {
+    this.verified.delete(digest);
+    await unlink(this.pathOf(digest)).catch(() => {});
   }
 
   // ---- BlobStore ----
@@ -128,9 +191,52 @@ export class Cache implements BlobStore {
       return false;
     }
   }
-  async open(digest: string): Promise<Readable> {
-    if (!(await this.has(digest))) throw new DockyardError('E_CACHE', `blob ${digest} missing from cache ${this.dir}`);
-    return createReadStream(this.pathOf(digest));
+  async open(digest: string, what = `blob ${digest}`): Promise<Readable> {
+    let src: Readable;
+    try {
+      src = (await streamRegular(this.pathOf(digest), `${what} in the cache ${this.dir}`, 'E_CACHE')).stream;
+    } catch (e) {
+      if ((e as DockyardError).cause && ((e as DockyardError).cause as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new DockyardError('E_IMAGE_NOT_FOUND', `${what} is missing from the cache ${this.dir}; pull the image again`, { cause: e });
+      }
+      throw e;
+    }
+    const check = new CheckedRead(async (got) => {
+      if (got === digest) {
+        this.verified.add(digest);
+        return undefined;
+      }
+      await this.evict(digest);
+      return this.corrupt(digest, got, what);
+    });
+    pipelineCb(src, check, () => {});
+    return check;
+  }
+
+  /** Hash a stored blob in full, once per process; a corrupt one is evicted (E_CACHE_CORRUPT). */
+  async verify(digest: string, what = `blob ${digest}`): Promise<void> {
+    if (this.verified.has(digest)) return;
+    const h = createHash('sha256');
+    const { stream } = await streamRegular(this.pathOf(digest), `${what} in the cache ${this.dir}`, 'E_CACHE');
+    for await (const c of stream) h.update(c as Buffer);
+    const got = 'sha256:' + h.digest('hex');
+    if (got !== digest) {
+      await this.evict(digest);
+      throw this.corrupt(digest, got, what);
+    }
+    this.verified.add(digest);
+  }
+
+  /** Whether a stored blob is intact (a corrupt one is evicted and reported false). */
+  private async intact(digest: string): Promise<boolean> {
+    if (!(await this.has(digest))) return false;
+    try {
+      await this.verify(digest);
+      return true;
+    } catch (e) {
+      if (isDockyardError(e) && e.code === 'E_CACHE_CORRUPT') return false;
+      throw e;
+    }
   }
   async size(digest: string): Promise<number> {
     try {
@@ -146,12 +252,13 @@ export class Cache implements BlobStore {
    */
   async writeBlob(desc: { digest: string; size?: number }, src: Readable, onBytes?: (n: number) => void): Promise<void> {
     assertSha256(desc.digest);
-    if (await this.has(desc.digest)) {
+    // Present and intact: nothing to do. Present and corrupt: evicted, written again below.
+    if (await this.intact(desc.digest)) {
       src.destroy();
       return;
     }
-    await mkdir(this.tmpDir, { recursive: true });
-    const tmp = this.tmpName('blob');
+    await this.init();
+    const tmp = await this.tmpName('blob');
     try {
       const verify = new VerifyDigest(desc.digest, desc.size, `blob ${desc.digest}`);
       if (onBytes) verify.on('data', (c: Buffer) => onBytes(c.length));
@@ -163,12 +270,15 @@ export class Cache implements BlobStore {
       } finally {
         await fh.close();
       }
+      await rename(tmp, this.pathOf(desc.digest));
     } catch (e) {
       src.destroy();
       await unlink(tmp).catch(() => {});
-      throw e;
+      throw isDockyardError(e) || !(e as NodeJS.ErrnoException).syscall ? e : fsError('E_CACHE', `cannot store blob ${desc.digest} in the cache ${this.dir}`, e);
+    } finally {
+      untrackTemp(tmp);
     }
-    await rename(tmp, this.pathOf(desc.digest));
+    this.verified.add(desc.digest);
   }
 
   async writeBlobBytes(digest: string, bytes: Buffer): Promise<void> {
@@ -180,10 +290,10 @@ export class Cache implements BlobStore {
   async readIndex(): Promise<Index> {
     let text: string;
     try {
-      text = await readFile(this.indexPath, 'utf8');
+      text = (await readRegular(this.indexPath, MaxDocumentBytes * 8, this.indexPath, 'E_CACHE')).toString('utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyIndex();
-      throw new DockyardError('E_CACHE', `cannot read ${this.indexPath}: ${(e as Error).message}`, { cause: e });
+      if (((e as DockyardError).cause as NodeJS.ErrnoException)?.code === 'ENOENT') return emptyIndex();
+      throw e;
     }
     try {
       const idx = JSON.parse(text) as Index;
@@ -226,12 +336,23 @@ export class Cache implements BlobStore {
   }
 
   // ---- resolve (cache only) ----
+  /** A manifest, index or config from the cache, hashed before it is believed. */
   private async readDoc(digest: string, what: string): Promise<Buffer> {
+    let bytes: Buffer;
     try {
-      return await readFile(this.pathOf(digest));
+      bytes = await readRegular(this.pathOf(digest), MaxDocumentBytes, `${what}: blob ${digest}`, 'E_CACHE');
     } catch (e) {
-      throw new DockyardError('E_CACHE', `${what}: blob ${digest} missing from cache ${this.dir}; pull it again`, { cause: e });
+      if (((e as DockyardError).cause as NodeJS.ErrnoException)?.code === 'ENOENT') {
+        throw new DockyardError('E_IMAGE_NOT_FOUND', `${what}: blob ${digest} is missing from the cache ${this.dir}; pull it again`, { cause: e });
+      }
+      throw e;
     }
+    const got = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
+    if (got !== digest) {
+      await this.evict(digest);
+      throw this.corrupt(digest, got, `${what}: blob ${digest}`);
+    }
+    return bytes;
   }
 
   /** The top-level descriptor a reference names in the cache, if any. */
@@ -281,12 +402,12 @@ export class Cache implements BlobStore {
     await this.init();
     switch (r.transport) {
       case 'registry':
-        return new RegistryClient({ insecureRegistries: opts.insecureRegistries, mirrors: opts.mirrors, credentials: opts.credentials, signal: opts.signal });
+        return new RegistryClient({ insecureRegistries: opts.insecureRegistries, mirrors: opts.mirrors, credentials: opts.credentials, timeouts: opts.timeouts, signal: opts.signal });
       case 'oci-layout':
       case 'oci-archive':
-        return OciLayout.open(r.file, this.tmpDir);
+        return OciLayout.open(r.file, (await this.scratch()).dir, opts.signal);
       case 'docker-archive':
-        return DockerArchive.open(r.file, this.tmpDir);
+        return DockerArchive.open(r.file, (await this.scratch()).dir, opts.signal);
     }
   }
 
@@ -319,7 +440,8 @@ export class Cache implements BlobStore {
     let done = 0;
     opts.onProgress?.({ kind: 'pull-start', ref, total });
     for (const l of layers) {
-      if (await this.has(l.digest)) {
+      // A layer already here is checked first: a pull repairs a corrupt one.
+      if (await this.intact(l.digest)) {
         done += l.size;
         continue;
       }
@@ -353,15 +475,16 @@ export class Cache implements BlobStore {
 
   // ---- import / export ----
   /** Copy every named image of a layout (dir or tar) into the cache, all platforms present. */
-  async import(path: string): Promise<string[]> {
+  async import(path: string, signal?: AbortSignal): Promise<string[]> {
     await this.init();
-    const layout = await OciLayout.open(path, this.tmpDir);
+    const layout = await OciLayout.open(path, (await this.scratch()).dir, signal);
     try {
       const idx = await layout.index();
       const refs: string[] = [];
       for (const d of idx.manifests) {
         const name = d.annotations?.[RefNameAnnotation] ?? d.annotations?.[ContainerdNameAnnotation];
         if (!name) continue;
+        signal?.throwIfAborted();
         await this.copyTree(layout, name, d, true);
         let canonical = name;
         try {
@@ -391,7 +514,7 @@ export class Cache implements BlobStore {
       throw new DockyardError('E_IMAGE_NOT_FOUND', `${ref}: blob ${d.digest} missing from ${layout.dir}`);
     }
     if (d.mediaType && /manifest|index|list/.test(d.mediaType) && !/layer|config/.test(d.mediaType)) {
-      const bytes = await readFile(path);
+      const bytes = await readRegular(path, MaxDocumentBytes, `${ref}: ${path}`, 'E_IMAGE_NOT_FOUND');
       const p = parseManifest(bytes, d.mediaType, ref);
       if (p.kind === 'index') for (const c of p.index.manifests) await this.copyTree(layout, ref, c, true);
       else {
@@ -399,7 +522,7 @@ export class Cache implements BlobStore {
         for (const l of p.manifest.layers) await this.copyTree(layout, ref, l, false);
       }
     }
-    await this.writeBlob(d, createReadStream(path));
+    await this.writeBlob(d, (await streamRegular(path, `${ref}: ${path}`, 'E_IMAGE_NOT_FOUND')).stream);
   }
 
   /** Blobs reachable from `d` that the cache has (an index's absent platforms are skipped). */
@@ -416,7 +539,7 @@ export class Cache implements BlobStore {
   }
 
   /** Write `ref` and its blobs as an OCI image layout tar (readable by `cache import`, skopeo oci-archive:). */
-  async export(ref: string, outTar: string): Promise<void> {
+  async export(ref: string, outTar: string, signal?: AbortSignal): Promise<void> {
     const top = await this.lookup(ref);
     if (!top) throw new DockyardError('E_IMAGE_NOT_FOUND', `image ${ref} is not in the cache ${this.dir}`);
     const canonical = parseReference(ref).canonical;
@@ -427,9 +550,10 @@ export class Cache implements BlobStore {
       mediaType: 'application/vnd.oci.image.index.v1+json',
       manifests: [{ ...top, annotations: { [ContainerdNameAnnotation]: canonical, [RefNameAnnotation]: canonical } }],
     };
+    await checkOutputPath(outTar, 'output');
     const pack = tar.pack();
-    const tmp = `${outTar}.tmp-${process.pid}`;
-    const written = pipeline(pack, createWriteStream(tmp));
+    const tmp = await outputTemp(outTar);
+    const written = pipeline(pack, createWriteStream(tmp, { flags: 'wx' }));
     const fixed = { mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '' };
     const addBuf = (name: string, b: Buffer) => new Promise<void>((res, rej) => pack.entry({ name, size: b.length, mode: 0o644, ...fixed }, b, (e) => (e ? rej(e) : res())));
     try {
@@ -440,16 +564,20 @@ export class Cache implements BlobStore {
         const size = await this.size(dg);
         await new Promise<void>((res, rej) => {
           const e = pack.entry({ name: `blobs/sha256/${dg.slice(7)}`, size, mode: 0o644, ...fixed }, (err) => (err ? rej(err) : res()));
-          pipeline(createReadStream(this.pathOf(dg)), e).catch(rej);
+          this.open(dg, `${ref}: blob ${dg}`).then((src) => pipeline(src, e), rej).catch(rej);
         });
+        signal?.throwIfAborted();
       }
       pack.finalize();
       await written;
+      await checkOutputPath(outTar, 'output');
       await rename(tmp, outTar);
     } catch (e) {
       pack.destroy();
       await unlink(tmp).catch(() => {});
-      throw new DockyardError('E_OUTPUT', `cannot write ${outTar}: ${(e as Error).message}`, { cause: e });
+      throw isDockyardError(e) ? e : fsError('E_OUTPUT', `cannot write ${outTar}`, e);
+    } finally {
+      untrackTemp(tmp);
     }
   }
 

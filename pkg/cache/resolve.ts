@@ -11,6 +11,7 @@ export interface ResolveAllOptions {
   insecureRegistries?: string[];
   mirrors?: Record<string, string>;
   credentials?: PullOptions['credentials'];
+  timeouts?: PullOptions['timeouts'];
   onProgress?: PullOptions['onProgress'];
   signal?: AbortSignal;
   /** Pulls at once. */
@@ -43,6 +44,7 @@ export async function resolveAll(refs: string[], opts: ResolveAllOptions): Promi
             insecureRegistries: opts.insecureRegistries,
             mirrors: opts.mirrors,
             credentials: opts.credentials,
+            timeouts: opts.timeouts,
             onProgress: opts.onProgress,
             signal: opts.signal,
           }),

@@ -15,7 +15,7 @@
 import { DockyardError } from '../errors.js';
 import type { BlobStore, ImageHandle } from '../oci/types.js';
 import { flattenLayers } from '../rootfs/layers.js';
-import { collectBody } from '../archive/sink.js';
+import { collectBody, MaxCollectedBytes } from '../archive/sink.js';
 
 export const DEFAULT_COMPONENTS: Record<string, string> = {
   'systemd-boot': 'dockyard.dev/boot/systemd-boot:bookworm',
@@ -82,7 +82,7 @@ export class Components {
     const want = new Set(paths.map((p) => p.replace(/^\/+/, '')));
     const got = new Map<string, Buffer>();
     for await (const e of flattenLayers(this.store, h.layers, `component ${name} (${h.ref})`)) {
-      if (want.has(e.path) && e.type === 'file') got.set(e.path, await collectBody(e.body));
+      if (want.has(e.path) && e.type === 'file') got.set(e.path, await collectBody(e.body, MaxCollectedBytes, `component ${name} (${h.ref}): /${e.path}`));
     }
     const missing = [...want].filter((p) => !got.has(p));
     if (missing.length) throw new DockyardError('E_COMPONENT', `component ${name} (${h.ref}) has no /${missing.join(', /')} for ${h.platform.architecture}`);

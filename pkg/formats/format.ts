@@ -41,6 +41,8 @@ export interface FormatContext {
   components?: Components;
   /** `--size` for disk formats, in bytes (undefined: the smallest that fits plus headroom). */
   diskSize?: number;
+  /** Largest output file (--max-output-size); Outputs refuses to write past it. */
+  maxOutputBytes?: number;
   emit(ev: ProgressEvent): void;
   signal?: AbortSignal;
 }

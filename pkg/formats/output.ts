@@ -5,10 +5,12 @@
  */
 import { constants as fsConstants, createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { appendFile, chmod, copyFile as copyFileFs, rename, rm, mkdir, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { randomBytes } from 'node:crypto';
 import { DockyardError } from '../errors.js';
+import { checkOutputPath, fsError, outputTemp } from '../fsutil.js';
+import { formatSize } from '../limits.js';
+import { untrackTemp } from '../tempfiles.js';
 import { Sink, forwardZeros, type ByteSink } from '../archive/sink.js';
 import type { FormatContext, OutputFile } from './format.js';
 
@@ -22,24 +24,44 @@ export class Outputs {
 
   constructor(private readonly ctx: FormatContext) {}
 
+  private limit(path: string): { max: number; error: () => Error } | undefined {
+    const max = this.ctx.maxOutputBytes;
+    return max === undefined ? undefined : { max, error: () => tooLarge(path, max) };
+  }
+
+  /** A temp file beside the output (its directory made), the output's place checked first. */
+  private async tempFor(path: string): Promise<string> {
+    await checkOutputPath(path, 'output');
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      return await outputTemp(path);
+    } catch (e) {
+      throw fsError('E_OUTPUT', `cannot write ${path}`, e);
+    }
+  }
+
   /** Path for `file`: ctx.outFile if given, else ctx.dir/file. */
   async create(file: string, useOutFile = false): Promise<OpenOutput> {
     if (useOutFile && this.ctx.outFile === '-') {
       if (!this.ctx.stdout) throw new DockyardError('E_INTERNAL', 'no stdout stream for -o -');
-      const sink = new Sink([this.ctx.stdout as Writable]);
+      const sink = new Sink([this.ctx.stdout as Writable], { limit: this.limit('standard output') });
       this.open.push({ path: '-', sink });
       return { path: '-', sink };
     }
     const path = useOutFile && this.ctx.outFile ? this.ctx.outFile : join(this.ctx.dir, file);
-    await mkdir(dirname(path), { recursive: true });
-    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    const stream = createWriteStream(tmp, { mode: 0o644 });
+    const tmp = await this.tempFor(path);
+    // 'wx': the temp name is new; a link planted there is not followed.
+    const stream = createWriteStream(tmp, { mode: 0o644, flags: 'wx' });
+    const entry: (typeof this.open)[number] = { path, tmp, stream };
+    this.open.push(entry);
     await new Promise<void>((res, rej) => {
       stream.once('open', () => res());
-      stream.once('error', (e) => rej(new DockyardError('E_OUTPUT', `cannot write ${path}: ${(e as Error).message}`, { cause: e })));
+      stream.once('error', (e) => rej(fsError('E_OUTPUT', `cannot write ${path}`, e)));
     });
-    const sink = new Sink([stream]);
-    this.open.push({ path, tmp, sink, stream });
+    // Later write errors (ENOSPC) reach the writer through the sink's drain wait or end().
+    stream.on('error', () => {});
+    const sink = new Sink([stream], { limit: this.limit(path) });
+    entry.sink = sink;
     return { path, sink };
   }
 
@@ -63,17 +85,18 @@ export class Outputs {
       return out;
     }
     const path = useOutFile && this.ctx.outFile ? this.ctx.outFile : join(this.ctx.dir, file);
-    await mkdir(dirname(path), { recursive: true });
-    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    const max = this.ctx.maxOutputBytes;
+    if (max !== undefined && o.size + tail.length > max) throw tooLarge(path, max);
+    const tmp = await this.tempFor(path);
     const entry = { path, tmp, done: { bytes: o.size + tail.length, sha256: o.sha256 } };
     this.open.push(entry);
     try {
       if (o.copy) await o.copy(src, tmp);
-      else await copyFileFs(src, tmp, fsConstants.COPYFILE_FICLONE);
+      else await copyFileFs(src, tmp, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL);
       if (tail.length) await appendFile(tmp, tail);
       await chmod(tmp, 0o644);
     } catch (e) {
-      throw new DockyardError('E_OUTPUT', `cannot write ${path}: ${(e as Error).message}`, { cause: e });
+      throw fsError('E_OUTPUT', `cannot write ${path}`, e);
     }
     return { path };
   }
@@ -83,11 +106,24 @@ export class Outputs {
     const out: OutputFile[] = [];
     for (const o of this.open) {
       if (!o.sink) continue;
-      if (o.stream) await o.sink.end();
-      else await o.sink.flush();
+      try {
+        if (o.stream) await o.sink.end();
+        else await o.sink.flush();
+      } catch (e) {
+        throw fsError('E_OUTPUT', `cannot write ${o.path}`, e);
+      }
     }
     for (const o of this.open) {
-      if (o.tmp) await rename(o.tmp, o.path);
+      if (o.tmp) {
+        // Checked again: something may have been made there while the build ran.
+        await checkOutputPath(o.path, 'output');
+        try {
+          await rename(o.tmp, o.path);
+        } catch (e) {
+          throw fsError('E_OUTPUT', `cannot write ${o.path}`, e);
+        }
+        untrackTemp(o.tmp);
+      }
       const f = { path: o.path, bytes: o.done?.bytes ?? o.sink!.bytes, sha256: o.done?.sha256 ?? o.sink!.sha256() };
       this.ctx.emit({ kind: 'output-done', format, file: o.path, bytes: f.bytes, sha256: f.sha256 });
       out.push(f);
@@ -99,10 +135,17 @@ export class Outputs {
   async abort(): Promise<void> {
     for (const o of this.open) {
       o.stream?.destroy();
-      if (o.tmp) await rm(o.tmp, { force: true });
+      if (o.tmp) {
+        await rm(o.tmp, { force: true });
+        untrackTemp(o.tmp);
+      }
     }
     this.open.length = 0;
   }
+}
+
+function tooLarge(path: string, max: number): DockyardError {
+  return new DockyardError('E_LIMIT', `output ${path} would be larger than ${formatSize(max)} (--max-output-size raises the limit)`);
 }
 
 /** Copy a file's bytes into a sink. */

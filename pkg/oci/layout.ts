@@ -7,17 +7,17 @@
  * annotation: either the full reference (as LinuxKit's cache and our cache
  * write it) or a bare tag (as skopeo's `oci:DIR:TAG` writes it).
  */
-import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { pipeline as pipelineCb, type Readable } from 'node:stream';
 import { DockyardError } from '../errors.js';
+import { readRegular, streamRegular } from '../fsutil.js';
+import { trackTemp, untrackTemp } from '../tempfiles.js';
 import { assertSha256, sha256Digest, VerifyDigest } from './digest.js';
 import { parseReference, parseRegistryReference } from './reference.js';
-import { resolveFrom, type ManifestSource, type RawManifest } from './source.js';
+import { MaxDocumentBytes, resolveFrom, type ManifestSource, type RawManifest } from './source.js';
 import { MediaType, type Descriptor, type ImageHandle, type Index, type Platform } from './types.js';
 
 export const RefNameAnnotation = 'org.opencontainers.image.ref.name';
@@ -35,17 +35,35 @@ async function isDir(p: string): Promise<boolean> {
   }
 }
 
-async function extractToTemp(file: string, tmpParent?: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+async function extractToTemp(file: string, tmpParent?: string, signal?: AbortSignal): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const { extractTar } = await import('./tarfile.js');
   const dir = await mkdtemp(join(tmpParent ?? tmpdir(), 'dockyard-archive-'));
-  const cleanup = () => rm(dir, { recursive: true, force: true });
+  trackTemp(dir);
+  const cleanup = async () => {
+    await rm(dir, { recursive: true, force: true });
+    untrackTemp(dir);
+  };
   try {
-    await extractTar(file, dir);
+    await extractTar(file, dir, signal);
   } catch (e) {
     await cleanup();
     throw e;
   }
   return { dir, cleanup };
+}
+
+/** A blob of a layout as a stream checked against its descriptor (a FIFO or device in its place is refused). */
+async function verifiedStream(path: string, desc: Descriptor, ref: string, where: string): Promise<Readable> {
+  let src: Readable;
+  try {
+    src = (await streamRegular(path, `${ref}: blob ${desc.digest} in ${where}`, 'E_IMAGE_NOT_FOUND')).stream;
+  } catch (e) {
+    if (((e as DockyardError).cause as NodeJS.ErrnoException)?.code === 'ENOENT') throw new DockyardError('E_IMAGE_NOT_FOUND', `${ref}: blob ${desc.digest} missing from ${where}`, { cause: e });
+    throw e;
+  }
+  const v = new VerifyDigest(desc.digest, desc.size, `${ref}: blob ${desc.digest} in ${where}`);
+  pipelineCb(src, v, () => {});
+  return v;
 }
 
 /** Does the annotation `name` on a layout entry answer to `select`? */
@@ -75,9 +93,9 @@ export class OciLayout implements ManifestSource {
   ) {}
 
   /** A layout directory, or a tar of one (extracted to a temp dir under `tmpParent`). */
-  static async open(path: string, tmpParent?: string): Promise<OciLayout> {
+  static async open(path: string, tmpParent?: string, signal?: AbortSignal): Promise<OciLayout> {
     if (await isDir(path)) return new OciLayout(path);
-    const { dir, cleanup } = await extractToTemp(path, tmpParent);
+    const { dir, cleanup } = await extractToTemp(path, tmpParent, signal);
     return new OciLayout(dir, cleanup);
   }
 
@@ -88,9 +106,10 @@ export class OciLayout implements ManifestSource {
   async index(): Promise<Index> {
     let text: string;
     try {
-      text = await readFile(join(this.dir, 'index.json'), 'utf8');
+      text = (await readRegular(join(this.dir, 'index.json'), MaxDocumentBytes * 8, `${this.dir}/index.json`, 'E_IMAGE_NOT_FOUND')).toString('utf8');
     } catch (e) {
-      throw new DockyardError('E_IMAGE_NOT_FOUND', `${this.dir} is not an OCI image layout (no index.json)`, { cause: e });
+      if (((e as DockyardError).cause as NodeJS.ErrnoException)?.code === 'ENOENT') throw new DockyardError('E_IMAGE_NOT_FOUND', `${this.dir} is not an OCI image layout (no index.json)`, { cause: e });
+      throw e;
     }
     try {
       const idx = JSON.parse(text) as Index;
@@ -128,9 +147,10 @@ export class OciLayout implements ManifestSource {
   private async readBlob(digest: string, ref: string): Promise<Buffer> {
     let bytes: Buffer;
     try {
-      bytes = await readFile(blobPath(this.dir, digest));
+      bytes = await readRegular(blobPath(this.dir, digest), MaxDocumentBytes, `${ref}: blob ${digest} in ${this.dir}`, 'E_IMAGE_NOT_FOUND');
     } catch (e) {
-      throw new DockyardError('E_IMAGE_NOT_FOUND', `${ref}: blob ${digest} missing from ${this.dir}`, { cause: e });
+      if (((e as DockyardError).cause as NodeJS.ErrnoException)?.code === 'ENOENT') throw new DockyardError('E_IMAGE_NOT_FOUND', `${ref}: blob ${digest} missing from ${this.dir}`, { cause: e });
+      throw e;
     }
     const got = sha256Digest(bytes);
     if (got !== digest) throw new DockyardError('E_DIGEST_MISMATCH', `${ref}: blob ${digest} in ${this.dir} hashes to ${got}`);
@@ -138,16 +158,7 @@ export class OciLayout implements ManifestSource {
   }
 
   async fetchBlob(ref: string, desc: Descriptor): Promise<Readable> {
-    const p = blobPath(this.dir, desc.digest);
-    try {
-      await stat(p);
-    } catch (e) {
-      throw new DockyardError('E_IMAGE_NOT_FOUND', `${ref}: blob ${desc.digest} missing from ${this.dir}`, { cause: e });
-    }
-    const v = new VerifyDigest(desc.digest, desc.size, ref);
-    const src = createReadStream(p);
-    src.on('error', (e) => v.destroy(e));
-    return src.pipe(v);
+    return verifiedStream(blobPath(this.dir, desc.digest), desc, ref, this.dir);
   }
 
   async resolve(ref: string, platform: Platform): Promise<ImageHandle> {
@@ -174,11 +185,13 @@ export class DockerArchive implements ManifestSource {
     private readonly cleanup: () => Promise<void>,
   ) {}
 
-  static async open(file: string, tmpParent?: string): Promise<DockerArchive> {
-    const { dir, cleanup } = await extractToTemp(file, tmpParent);
+  static async open(file: string, tmpParent?: string, signal?: AbortSignal): Promise<DockerArchive> {
+    const { dir, cleanup } = await extractToTemp(file, tmpParent, signal);
     try {
-      const entries = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as DockerSaveEntry[];
-      if (!Array.isArray(entries)) throw new Error('manifest.json is not an array');
+      const entries = JSON.parse((await readRegular(join(dir, 'manifest.json'), MaxDocumentBytes, `${file}: manifest.json`, 'E_IMAGE_NOT_FOUND')).toString('utf8')) as DockerSaveEntry[];
+      if (!Array.isArray(entries) || !entries.every((e) => e && typeof e.Config === 'string' && Array.isArray(e.Layers) && e.Layers.every((l) => typeof l === 'string'))) {
+        throw new Error('manifest.json is not a list of {Config, Layers}');
+      }
       return new DockerArchive(dir, entries, cleanup);
     } catch (e) {
       await cleanup();
@@ -206,16 +219,16 @@ export class DockerArchive implements ManifestSource {
 
   private async describe(rel: string, mediaType?: string): Promise<Descriptor> {
     const p = join(this.dir, rel);
+    if (!p.startsWith(this.dir + '/')) throw new DockyardError('E_LAYER_UNSAFE', `docker archive: "${rel}" points outside the archive`);
     const h = createHash('sha256');
     let size = 0;
     let head: Buffer | undefined;
-    await pipeline(createReadStream(p), async function* (src: AsyncIterable<Buffer>) {
-      for await (const c of src) {
-        if (!head) head = c.subarray(0, 2);
-        size += c.length;
-        h.update(c);
-      }
-    });
+    for await (const c of (await streamRegular(p, `docker archive: ${rel}`, 'E_IMAGE_NOT_FOUND')).stream) {
+      const b = c as Buffer;
+      if (!head) head = b.subarray(0, 2);
+      size += b.length;
+      h.update(b);
+    }
     const gz = head !== undefined && head.length === 2 && head[0] === 0x1f && head[1] === 0x8b;
     return { mediaType: mediaType ?? (gz ? MediaType.OciLayerGzip : MediaType.OciLayer), digest: 'sha256:' + h.digest('hex'), size };
   }
@@ -249,12 +262,7 @@ export class DockerArchive implements ManifestSource {
   async fetchBlob(ref: string, desc: Descriptor): Promise<Readable> {
     for (const m of this.manifests.values()) {
       const rel = m.files.get(desc.digest);
-      if (rel) {
-        const v = new VerifyDigest(desc.digest, desc.size, ref);
-        const src = createReadStream(join(this.dir, rel));
-        src.on('error', (e) => v.destroy(e));
-        return src.pipe(v);
-      }
+      if (rel) return verifiedStream(join(this.dir, rel), desc, ref, 'the docker archive');
     }
     throw new DockyardError('E_IMAGE_NOT_FOUND', `${ref}: blob ${desc.digest} not in docker archive`);
   }

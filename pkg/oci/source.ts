@@ -51,12 +51,34 @@ export async function readSmall(stream: Readable, what: string, limit = MaxDocum
   return Buffer.concat(chunks);
 }
 
+/**
+ * An image config, with the fields dockyard reads checked for their types
+ * (an image is input like any other: `Entrypoint: 42` is one clear line).
+ */
 export function parseConfig(bytes: Buffer, what: string): ImageConfigFile {
+  let doc: unknown;
   try {
-    return JSON.parse(bytes.toString('utf8')) as ImageConfigFile;
+    doc = JSON.parse(bytes.toString('utf8'));
   } catch (e) {
     throw new DockyardError('E_REGISTRY', `${what}: image config is not JSON`, { cause: e });
   }
+  const bad = (field: string, want: string) => new DockyardError('E_REGISTRY', `${what}: image config ${field} must be ${want}`);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw bad('', 'a JSON object');
+  const d = doc as Record<string, unknown>;
+  for (const k of ['architecture', 'os', 'variant']) if (d[k] !== undefined && typeof d[k] !== 'string') throw bad(k, 'a string');
+  const c = d.config;
+  if (c !== undefined && c !== null) {
+    if (typeof c !== 'object' || Array.isArray(c)) throw bad('config', 'an object');
+    const cfg = c as Record<string, unknown>;
+    const strings = (v: unknown) => v === undefined || v === null || (Array.isArray(v) && v.every((x) => typeof x === 'string'));
+    for (const k of ['Entrypoint', 'Cmd', 'Env']) if (!strings(cfg[k])) throw bad(`config.${k}`, 'a list of strings or null');
+    for (const k of ['WorkingDir', 'User']) if (cfg[k] !== undefined && cfg[k] !== null && typeof cfg[k] !== 'string') throw bad(`config.${k}`, 'a string');
+    const labels = cfg.Labels;
+    if (labels !== undefined && labels !== null) {
+      if (typeof labels !== 'object' || Array.isArray(labels) || !Object.values(labels).every((v) => typeof v === 'string')) throw bad('config.Labels', 'a map of strings');
+    }
+  } else if (c === null) delete d.config;
+  return d as ImageConfigFile;
 }
 
 /** Resolve `ref` for `platform` through a source: index → manifest → config. */

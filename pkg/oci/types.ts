@@ -82,8 +82,13 @@ export interface ImageHandle {
 /** Content-addressed blob storage; the cache implements it. */
 export interface BlobStore {
   has(digest: string): Promise<boolean>;
-  /** Stream a blob. Implementations that trust their storage need not re-hash. */
-  open(digest: string): Promise<Readable>;
+  /**
+   * Stream a blob, hashed as it flows: bytes that do not hash to `digest`
+   * fail the stream at its end. `what` names the blob in messages.
+   */
+  open(digest: string, what?: string): Promise<Readable>;
+  /** Hash a stored blob in full (after a read that stopped early); a corrupt one is removed and reported. */
+  verify?(digest: string, what?: string): Promise<void>;
   /** Path on disk of a blob, if the store is file-backed (lets formats copy cheaply). */
   pathOf?(digest: string): string | undefined;
   size(digest: string): Promise<number>;

@@ -527,6 +527,57 @@ export interface Converted {
   config: object;
   runtime: object;
   readonly: boolean;
+  /** What runc will refuse at boot in the final (label + YAML) configuration. */
+  refusals: Refusal[];
+}
+
+/** A setting runc refuses when it starts the container; `key` is its path in the entry (`hostname`, `sysctl`/NAME). */
+export interface Refusal {
+  key: string[];
+  message: string;
+}
+
+/** The namespace settings and values runc checks against each other. */
+export interface NamespaceView {
+  hostname?: string;
+  uts?: string;
+  net?: string;
+  ipc?: string;
+  sysctl?: Record<string, string>;
+}
+
+/** sysctls of the IPC namespace (runc libcontainer/configs/validate: sysctl). */
+const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
+
+/**
+ * Settings LinuxKit writes without complaint and runc refuses at boot
+ * (libcontainer/configs/validate): a hostname without a UTS namespace of its
+ * own, sysctls of a namespace the container shares with the host, sysctls
+ * that no namespace holds. A namespace is shared for `host` and `root`, and,
+ * with `defaults`, when unset (LinuxKit's default for net, ipc and uts is
+ * the root namespace); without `defaults` an unset one is unknown (an
+ * image's label may set it) and nothing is said about it.
+ */
+export function runtimeRefusals(v: NamespaceView, defaults: boolean): Refusal[] {
+  const shared = (ns: string | undefined): boolean => (ns === undefined || ns === '' ? defaults : ns === 'host' || ns === 'root');
+  const out: Refusal[] = [];
+  if (v.hostname && shared(v.uts)) {
+    out.push({ key: ['hostname'], message: `hostname "${v.hostname}" needs a UTS namespace of its own (uts: new), but the container shares the host's: runc refuses to start it` });
+  }
+  for (const k of Object.keys(v.sysctl ?? {})) {
+    const need = (ns: string, key: string) =>
+      out.push({ key: ['sysctl', k], message: `sysctl ${k} needs a ${ns} namespace of its own (${key}: new), but the container shares the host's: runc refuses to start it` });
+    if (k.startsWith('net.')) {
+      if (shared(v.net)) need('network', 'net');
+    } else if (IPC_SYSCTLS.has(k) || k.startsWith('fs.mqueue.')) {
+      if (shared(v.ipc)) need('IPC', 'ipc');
+    } else if (k === 'kernel.hostname' || k === 'kernel.domainname') {
+      if (shared(v.uts)) need('UTS', 'uts');
+    } else {
+      out.push({ key: ['sysctl', k], message: `sysctl ${k} belongs to no namespace: runc refuses to set it in a container (set it on the host, e.g. with the linuxkit/sysctl onboot image)` });
+    }
+  }
+  return out;
 }
 
 /** The OCI runtime-spec version written to config.json (LinuxKit v1.5.3's). */
@@ -681,7 +732,11 @@ function convert({ image: yamlEntry, imageConfig, label: labelIn, ids, placement
   if (readonlyPaths.length > 0) linux.readonlyPaths = readonlyPaths;
   config.linux = linux;
 
-  return { config, runtime: runtimeJson(label.runtime, yaml.runtime, placement, readonly), readonly };
+  const refusals = runtimeRefusals(
+    { hostname, uts: pickNonEmpty(label.uts, yaml.uts), net: pickNonEmpty(label.net, yaml.net), ipc: pickNonEmpty(label.ipc, yaml.ipc), sysctl: sysctl ?? undefined },
+    true,
+  );
+  return { config, runtime: runtimeJson(label.runtime, yaml.runtime, placement, readonly), readonly, refusals };
 }
 
 function sortedMap(m: Record<string, string> | undefined): Record<string, string> | undefined {

@@ -24,10 +24,17 @@ export interface PlanInput {
   /** Renders the merged spec for `files:` entries with `metadata:`. */
   renderMetadata(format: 'yaml' | 'json'): string;
   epoch: number;
-  /** Scratch space for spooling (inside the cache, never the output dir). */
+  /** This run's scratch directory (inside the cache when it is writable, never the output dir). */
   tmpDir: string;
+  /** Where derived files (the spooled kernel) are kept between builds. */
+  derivedDir: string;
   /** `--decompress-kernel`. */
   decompressKernel?: boolean;
+  /** Decompressed bytes of one layer. */
+  maxLayerBytes?: number;
+  /** Non-fatal findings (a derived file found corrupt and made again). */
+  warn?: (message: string) => void;
+  signal?: AbortSignal;
 }
 
 /** What was placed where: for --json, the SBOM and error messages. */
@@ -42,6 +49,8 @@ export interface PlannedComponent {
 export interface Plan {
   segments: Segment[];
   components: PlannedComponent[];
+  /** `file:line:col: name: …` for settings runc will refuse at boot (LinuxKit builds them). */
+  warnings: string[];
 }
 
 const LABEL = 'org.mobyproject.config';
@@ -73,7 +82,7 @@ function volumeSegments(input: PlanInput, vol: VolumeSpec, components: PlannedCo
     const seg =
       vol.format === 'oci'
         ? ociVolumeSegment({ name: `volume ${vol.name}`, image: h, store: input.store, prefix: `${base}/lower`, platforms: vol.platforms })
-        : imageSegment({ name: `volume ${vol.name}`, image: h, store: input.store, prefix: `${base}/lower`, kind: 'volume' });
+        : imageSegment({ name: `volume ${vol.name}`, image: h, store: input.store, prefix: `${base}/lower`, kind: 'volume', maxLayerBytes: input.maxLayerBytes });
     out.push(seg);
     components.push({ kind: 'volume', name: vol.name, ref: vol.image, digest: h.digest, path: base });
   } else {
@@ -89,24 +98,36 @@ function volumeSegments(input: PlanInput, vol: VolumeSpec, components: PlannedCo
   return out;
 }
 
-export function plan(input: PlanInput): Plan {
+export async function plan(input: PlanInput): Promise<Plan> {
   const { spec } = input;
   const segments: Segment[] = [];
   const components: PlannedComponent[] = [];
+  const warnings: string[] = [];
 
   if (spec.kernel) {
     const h = image(input, spec.kernel.image);
-    segments.push(kernelSegment({ image: h, store: input.store, kernel: spec.kernel, tmpDir: input.tmpDir, decompress: input.decompressKernel }));
+    segments.push(
+      kernelSegment({
+        image: h,
+        store: input.store,
+        kernel: spec.kernel,
+        tmpDir: input.tmpDir,
+        derivedDir: input.derivedDir,
+        decompress: input.decompressKernel,
+        maxLayerBytes: input.maxLayerBytes,
+        warn: input.warn,
+      }),
+    );
     components.push({ kind: 'kernel', name: 'kernel', ref: spec.kernel.image, digest: h.digest, path: 'boot' });
   }
 
   const inits = spec.init.map((ref) => image(input, ref));
   spec.init.forEach((ref, i) => {
-    segments.push(imageSegment({ name: `init[${i}] ${ref}`, image: inits[i], store: input.store, prefix: '', kind: 'init' }));
+    segments.push(imageSegment({ name: `init[${i}] ${ref}`, image: inits[i], store: input.store, prefix: '', kind: 'init', maxLayerBytes: input.maxLayerBytes }));
     components.push({ kind: 'init', name: `init[${i}]`, ref, digest: inits[i].digest, path: '/' });
   });
   if (inits.length > 1) {
-    const apk = initApkDbSegment({ images: inits, store: input.store });
+    const apk = initApkDbSegment({ images: inits, store: input.store, maxLayerBytes: input.maxLayerBytes });
     if (apk) segments.push(apk);
   }
 
@@ -134,10 +155,14 @@ export function plan(input: PlanInput): Plan {
         placement: { dir: bundle, sharedWith: sharedRoot },
         volumes,
       });
+      for (const r of converted.refusals) {
+        const at = entry.keyPos?.[r.key.join('/')] ?? entry.keyPos?.[r.key[0]] ?? entry.pos;
+        warnings.push(`${at ? `${at.file}:${at.line}:${at.col}: ` : ''}${section}[${i}] (${entry.name}): ${r.message}`);
+      }
       const root = `${bundle}/${converted.readonly ? 'rootfs' : 'lower'}`;
       const generated: Entry[] = [];
       if (sharedRoot === undefined) {
-        segments.push(imageSegment({ name: `${section}[${i}] ${entry.name}`, image: h, store: input.store, prefix: root, kind: 'container' }));
+        segments.push(imageSegment({ name: `${section}[${i}] ${entry.name}`, image: h, store: input.store, prefix: root, kind: 'container', maxLayerBytes: input.maxLayerBytes }));
         unpacked.set(h.canonical, root);
       } else {
         generated.push(...prefixDirs(bundle));
@@ -153,23 +178,25 @@ export function plan(input: PlanInput): Plan {
 
   if (spec.files.length > 0) {
     segments.push(
-      filesSegment({
+      await filesSegment({
         files: spec.files,
         resolveId: (v) => resolveId(v, ids),
         metadata: input.renderMetadata,
         epoch: input.epoch,
+        signal: input.signal,
       }),
     );
     components.push({ kind: 'files', name: 'files', path: '/' });
   }
-  return { segments, components };
+  return { segments, components, warnings };
 }
 
+/** A files uid/gid: a number (range-checked by the schema), `root`, or a container's name (LinuxKit's config.go). */
 function resolveId(v: number | string | undefined, ids: Map<string, number>): number {
-  if (v === undefined) return 0;
+  if (v === undefined || v === '' || v === 'root') return 0;
   if (typeof v === 'number') return v;
   const id = ids.get(v);
-  if (id === undefined) throw new DockyardError('E_SPEC_INVALID', `files: uid/gid "${v}" is not the name of a container`);
+  if (id === undefined) throw new DockyardError('E_SPEC_INVALID', `files: uid/gid "${v}" is neither root nor the name of a container`);
   return id;
 }
 

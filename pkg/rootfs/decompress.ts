@@ -24,8 +24,20 @@ function payloadKind(b: Buffer): string {
   return 'unknown';
 }
 
+/** No kernel comes near this uncompressed; a gzip bomb stops here. */
+const MaxKernelBytes = 512 * 1024 * 1024;
+
+function gunzipKernel(b: Buffer, label: string): Buffer {
+  try {
+    return gunzipSync(b, { maxOutputLength: MaxKernelBytes });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new DockyardError('E_LIMIT', `${label}: more than ${MaxKernelBytes >> 20} MiB uncompressed; not a kernel`, { cause: e });
+    throw new DockyardError('E_KERNEL', `${label}: not a valid gzip stream (${(e as Error).message})`, { cause: e });
+  }
+}
+
 export function decompressKernel(kernel: Buffer, label: string): Buffer {
-  if (kernel.subarray(0, 2).equals(GZIP)) return gunzipSync(kernel);
+  if (kernel.subarray(0, 2).equals(GZIP)) return gunzipKernel(kernel, label);
   if (kernel.length > 0x250 && kernel.toString('latin1', 0x202, 0x206) === 'HdrS') {
     const setupSects = kernel[0x1f1] || 4;
     const start = (setupSects + 1) * 512 + kernel.readUInt32LE(0x248);
@@ -34,7 +46,7 @@ export function decompressKernel(kernel: Buffer, label: string): Buffer {
     if (payload.length !== len) throw new DockyardError('E_KERNEL', `${label}: bzImage payload lies outside the file`);
     const kind = payloadKind(payload);
     if (kind !== 'gzip') throw new DockyardError('E_KERNEL', `${label}: the bzImage payload is ${kind}-compressed; --decompress-kernel handles gzip only (as LinuxKit)`);
-    return gunzipSync(payload);
+    return gunzipKernel(payload, label);
   }
   throw new DockyardError('E_KERNEL', `${label}: not a gzip-compressed kernel nor a bzImage; cannot decompress it`);
 }

@@ -68,6 +68,8 @@ export interface ImageSegmentOptions {
   prefix: string;
   /** init images and volumes get the resolv.conf symlink; containers a fixed file. */
   kind: 'init' | 'volume' | 'container';
+  /** Decompressed bytes of one layer. */
+  maxLayerBytes?: number;
 }
 
 /** Entries of an image placed at `prefix`, with LinuxKit's edits (no prefix dirs). */
@@ -75,7 +77,7 @@ export async function* imageEntries(o: ImageSegmentOptions): AsyncGenerator<Entr
   const resolv = o.kind === 'container' ? undefined : RESOLV_SYMLINK;
   const found = new Set<string>();
   const label = `image ${o.image.ref}`;
-  for await (const raw of flattenLayers(o.store, o.image.layers, label)) {
+  for await (const raw of flattenLayers(o.store, o.image.layers, label, { maxLayerBytes: o.maxLayerBytes })) {
     if (EXCLUDE.has(raw.path)) continue;
     // LinuxKit rewrites these in place and then writes them again from its
     // "touch" table, so the final state is always the table's: add them below.

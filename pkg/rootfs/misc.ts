@@ -8,7 +8,8 @@ import type { BlobStore, Descriptor, ImageHandle, Index } from '../oci/types.js'
 import { MediaType } from '../oci/types.js';
 import type { Segment } from './entry.js';
 import { flattenLayers } from './layers.js';
-import { collectBody } from '../archive/sink.js';
+import { collectBody, MaxCollectedBytes } from '../archive/sink.js';
+import { MaxDocumentBytes } from '../oci/source.js';
 import { prefixDirs, ROOTFS_VERSION } from './image.js';
 import { sha256hex } from '../hash.js';
 
@@ -19,7 +20,7 @@ const APK_DB = 'lib/apk/db/installed';
  * the databases of all of them concatenated, each followed by two newlines,
  * when more than one init image has one.
  */
-export function initApkDbSegment(o: { images: ImageHandle[]; store: BlobStore }): Segment {
+export function initApkDbSegment(o: { images: ImageHandle[]; store: BlobStore; maxLayerBytes?: number }): Segment {
   return {
     name: 'init apk database',
     key: sha256hex(ROOTFS_VERSION, 'apkdb', ...o.images.map((i) => i.manifestDigest)),
@@ -27,8 +28,8 @@ export function initApkDbSegment(o: { images: ImageHandle[]; store: BlobStore })
       const dbs: Buffer[] = [];
       for (const img of o.images) {
         let db: Buffer | undefined;
-        for await (const e of flattenLayers(o.store, img.layers, `image ${img.ref}`)) {
-          if (e.path === APK_DB && e.type === 'file') db = await collectBody(e.body);
+        for await (const e of flattenLayers(o.store, img.layers, `image ${img.ref}`, { maxLayerBytes: o.maxLayerBytes })) {
+          if (e.path === APK_DB && e.type === 'file') db = await collectBody(e.body, MaxCollectedBytes, `image ${img.ref}: /${APK_DB}`);
         }
         if (db) dbs.push(db);
       }
@@ -45,8 +46,16 @@ function parsePlatform(p: string): { os: string; architecture: string; variant?:
   return { os, architecture, variant };
 }
 
-async function readBlob(store: BlobStore, digest: string): Promise<Buffer> {
-  return collectBody(await store.open(digest));
+async function readBlob(store: BlobStore, digest: string, what: string): Promise<Buffer> {
+  return collectBody(await store.open(digest, what), MaxDocumentBytes, what);
+}
+
+function parseDoc<T>(raw: Buffer, what: string): T {
+  try {
+    return JSON.parse(raw.toString('utf8')) as T;
+  } catch (e) {
+    throw new DockyardError('E_REGISTRY', `${what} is not JSON`, { cause: e });
+  }
 }
 
 export interface OciVolumeOptions {
@@ -74,8 +83,9 @@ export function ociVolumeSegment(o: OciVolumeOptions): Segment {
       const blobs = new Set<string>([top]);
       let topDesc: Descriptor;
       if (top !== image.manifestDigest) {
-        const raw = await readBlob(store, top);
-        const index = JSON.parse(raw.toString('utf8')) as Index;
+        const raw = await readBlob(store, top, `volume image ${image.ref}: index ${top}`);
+        const index = parseDoc<Index>(raw, `volume image ${image.ref}: index ${top}`);
+        if (!Array.isArray(index.manifests)) throw new DockyardError('E_REGISTRY', `volume image ${image.ref}: index ${top} has no manifests`);
         topDesc = { mediaType: index.mediaType ?? MediaType.OciIndex, size: raw.length, digest: top };
         for (const want of plats) {
           const m = index.manifests.find(
@@ -85,7 +95,9 @@ export function ociVolumeSegment(o: OciVolumeOptions): Segment {
           if (!(await store.has(m.digest))) {
             throw new DockyardError('E_IMAGE_NOT_FOUND', `volume image ${image.ref}: ${want.os}/${want.architecture} is not in the cache (only the build platform is pulled)`);
           }
-          const man = JSON.parse((await readBlob(store, m.digest)).toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
+          const what = `volume image ${image.ref}: manifest ${m.digest}`;
+          const man = parseDoc<{ config: Descriptor; layers: Descriptor[] }>(await readBlob(store, m.digest, what), what);
+          if (!man.config || !Array.isArray(man.layers)) throw new DockyardError('E_REGISTRY', `${what} has no config or layers`);
           blobs.add(m.digest);
           blobs.add(man.config.digest);
           for (const l of man.layers) blobs.add(l.digest);
@@ -102,7 +114,7 @@ export function ociVolumeSegment(o: OciVolumeOptions): Segment {
       for (const d of [...blobs].sort()) {
         if (!(await store.has(d))) throw new DockyardError('E_IMAGE_NOT_FOUND', `volume image ${image.ref}: blob ${d} is not in the cache`);
         const size = await store.size(d);
-        yield { path: p(`blobs/sha256/${d.slice('sha256:'.length)}`), type: 'file', mode: 0o644, uid: 0, gid: 0, size, body: await store.open(d) };
+        yield { path: p(`blobs/sha256/${d.slice('sha256:'.length)}`), type: 'file', mode: 0o644, uid: 0, gid: 0, size, body: await store.open(d, `volume image ${image.ref}: blob ${d}`) };
       }
       const index = {
         schemaVersion: 2,

@@ -3,12 +3,13 @@
  * semantic checks knowable without pulling → normalised Spec. Problems are
  * returned as values with file:line:col; nothing here throws for bad input.
  */
-import { readFile } from 'node:fs/promises';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { homedir } from 'node:os';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
 import { DockyardError, type SourcePosition, type SpecProblem } from '../errors.js';
+import { kindOf, readRegular } from '../fsutil.js';
+import { MaxSpecBytes } from '../limits.js';
 import type { FileSpec, ImageSpec, KernelSpec, Spec, VolumeSpec } from './types.js';
 import { describeErrors, displayPath, validateSpec, type PathSeg } from './schema.js';
 
@@ -19,27 +20,31 @@ export interface SpecInput {
 
 export const STDIN_NAME = '<stdin>';
 
-async function readStream(s: NodeJS.ReadableStream): Promise<string> {
+async function readStream(s: NodeJS.ReadableStream, limit: number): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  let n = 0;
+  for await (const c of s) {
+    const b = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
+    n += b.length;
+    if (n > limit) throw new DockyardError('E_SPEC_READ', `the spec on standard input is larger than ${limit} bytes`);
+    chunks.push(b);
+  }
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Reads each spec file; `-` reads `stdin` (once) and is named `<stdin>`. */
-export async function readSpecInputs(paths: string[], stdin?: NodeJS.ReadableStream): Promise<SpecInput[]> {
+/**
+ * Reads each spec file; `-` reads `stdin` (once) and is named `<stdin>`. A
+ * spec is a regular file (or a pipe: `<(…)`), at most MaxSpecBytes.
+ */
+export async function readSpecInputs(paths: string[], stdin?: NodeJS.ReadableStream, limit = MaxSpecBytes): Promise<SpecInput[]> {
   const out: SpecInput[] = [];
   for (const p of paths) {
     if (p === '-') {
       if (!stdin) throw new DockyardError('E_SPEC_READ', 'cannot read spec from stdin: no input stream');
-      out.push({ file: STDIN_NAME, text: await readStream(stdin) });
+      out.push({ file: STDIN_NAME, text: await readStream(stdin, limit) });
       continue;
     }
-    try {
-      out.push({ file: p, text: await readFile(p, 'utf8') });
-    } catch (e) {
-      const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : ((e as Error).message ?? String(e));
-      throw new DockyardError('E_SPEC_READ', `cannot read spec ${p}: ${why}`, { cause: e });
-    }
+    out.push({ file: p, text: (await readRegular(p, limit, `spec ${p}`, 'E_SPEC_READ', { fifoOk: true })).toString('utf8') });
   }
   return out;
 }
@@ -163,6 +168,25 @@ const SECTIONS = ['onboot', 'onshutdown', 'services'] as const;
 /** Volume names become directories: LinuxKit's nameRE. */
 export const VOLUME_NAME = /^[a-z0-9_-]*$/;
 
+/** Paths inside the data where a string holds NUL (at most a few). */
+function nulStrings(data: unknown): PathSeg[][] {
+  const out: PathSeg[][] = [];
+  const walk = (v: unknown, path: PathSeg[]) => {
+    if (out.length >= 20) return;
+    if (typeof v === 'string') {
+      if (v.includes('\0')) out.push(path);
+    } else if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...path, i]));
+    else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (k.includes('\0')) out.push(path);
+        walk(x, [...path, k]);
+      }
+    }
+  };
+  walk(data, []);
+  return out;
+}
+
 /** Where each merged list item came from, so later checks can point at it. */
 interface Origin {
   p: Parsed;
@@ -261,6 +285,15 @@ function loadChecked(inputs: SpecInput[], opts: LoadOptions, problems: SpecProbl
   }
   if (problems.length > 0) return { problems, warnings };
 
+  // NUL cannot stand in a name, a path, an argument or an environment variable: refused wherever it is.
+  for (const p of parsed) {
+    for (const path of nulStrings(p.data)) {
+      problems.push(problem(p, path, `${displayPath(path)}: contains a NUL character`));
+      if (problems.length >= 20) break;
+    }
+  }
+  if (problems.length > 0) return { problems, warnings };
+
   const m = merge(parsed);
   const check = (at: Origin, message: string, extra: PathSeg[] = [], key?: string) => problems.push(problem(at.p, [...at.path, ...extra], message, key));
 
@@ -340,6 +373,15 @@ function loadChecked(inputs: SpecInput[], opts: LoadOptions, problems: SpecProbl
       check(it.at, `${displayPath(it.at.path)}: path is required`);
       continue;
     }
+    const parts = path.split('/').filter((x) => x !== '' && x !== '.');
+    if (parts.includes('..')) {
+      check(it.at, `${label}: path contains ".." (files are written inside the root)`, ['path']);
+      continue;
+    }
+    if (parts.length === 0) {
+      check(it.at, `${label}: path names the root itself`, ['path']);
+      continue;
+    }
     const hasContents = typeof f.contents === 'string';
     const hasSource = typeof f.source === 'string' && f.source !== '';
     const hasMetadata = typeof f.metadata === 'string' && f.metadata !== '';
@@ -358,13 +400,18 @@ function loadChecked(inputs: SpecInput[], opts: LoadOptions, problems: SpecProbl
     } else if (hasSource && f.optional !== true && opts.checkSources !== false) {
       const src = expandHome(f.source as string);
       const abs = isAbsolute(src) ? src : resolve(it.at.p.baseDir, src);
+      let kind: string | undefined;
       try {
+        // stat and access never block, not even on a FIFO.
+        const st = statSync(abs);
+        if (!st.isFile()) kind = kindOf(st);
         accessSync(abs, constants.R_OK);
       } catch {
         const msg = `${label}: source ${f.source as string} cannot be read (${abs})`;
         if (opts.checkSources === 'warn') warnings.push(`${it.at.p.file}: ${msg}`);
         else check(it.at, msg, ['source']);
       }
+      if (kind) check(it.at, `${label}: source ${f.source as string} is ${kind}, not a regular file`, ['source']);
     }
     idCheck(it.at, ['uid'], f.uid, `${label}: uid`);
     idCheck(it.at, ['gid'], f.gid, `${label}: gid`);
@@ -372,7 +419,20 @@ function loadChecked(inputs: SpecInput[], opts: LoadOptions, problems: SpecProbl
 
   if (problems.length > 0) return { problems, warnings };
 
-  const toImage = (it: { value: unknown; at: Origin }): ImageSpec => ({ ...(it.value as ImageSpec), pos: pos(it.at.p, it.at.path) });
+  const toImage = (it: { value: unknown; at: Origin }): ImageSpec => {
+    const v = it.value as ImageSpec;
+    const keyPos: Record<string, SourcePosition> = {};
+    for (const k of ['hostname', 'uts', 'net', 'ipc', 'sysctl'] as const) {
+      if (v[k] === undefined) continue;
+      const lc = positionOf(it.at.p, it.at.path, k);
+      keyPos[k] = { file: it.at.p.file, ...lc };
+    }
+    for (const k of Object.keys(v.sysctl ?? {})) {
+      const lc = positionOf(it.at.p, [...it.at.path, 'sysctl'], k);
+      keyPos[`sysctl/${k}`] = { file: it.at.p.file, ...lc };
+    }
+    return { ...v, pos: pos(it.at.p, it.at.path), keyPos };
+  };
   let kernel: KernelSpec | undefined;
   const k = m.raw.kernel as Obj | undefined;
   if (k && typeof k.image === 'string' && k.image !== '') {

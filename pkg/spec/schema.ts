@@ -124,6 +124,17 @@ function describe(data: unknown, path: PathSeg[]): string {
   return typeof name === 'string' && name !== '' ? `${where} (${name})` : where;
 }
 
+/** What the schema's patterns ask for, in words. */
+const PATTERN_HINTS: Record<string, string> = {
+  '^(?!\\.{1,2}$)[^/]+$': 'a plain name (no "/", not "." or "..": it names the container\'s directory)',
+  '[^./]': 'a path below the root (not "." or "/")',
+};
+
+function rangeMessage(where: string, value: unknown, e: ErrorObject): string {
+  const limit = (e.params as { limit: number }).limit;
+  return `${where}: ${String(value)} is out of range (${e.keyword === 'maximum' ? 'at most' : 'at least'} ${limit})`;
+}
+
 export interface SchemaIssue {
   path: PathSeg[];
   /** The message points at this key of the object at `path` (unknown keys). */
@@ -163,8 +174,18 @@ export function describeErrors(errors: ErrorObject[], data: unknown, root = 'spe
         issue = { path, message: `${where}: must be ${t.split(',').map(wanted).join(' or ')}, not ${typeName(value)}` };
         break;
       }
-      case 'anyOf':
-        issue = { path, message: `${where}: must be a string or an integer, not ${typeName(value)}` };
+      case 'anyOf': {
+        // An integer that failed every branch failed on its range: say which.
+        const range = errors.find((x) => x.instancePath === e.instancePath && (x.keyword === 'minimum' || x.keyword === 'maximum'));
+        issue = range ? { path, message: rangeMessage(where, value, range) } : { path, message: `${where}: must be a string or an integer, not ${typeName(value)}` };
+        break;
+      }
+      case 'minimum':
+      case 'maximum':
+        issue = { path, message: rangeMessage(where, value, e) };
+        break;
+      case 'pattern':
+        issue = { path, message: `${where}: "${String(value)}" is not ${PATTERN_HINTS[(e.params as { pattern: string }).pattern] ?? `of the form ${(e.params as { pattern: string }).pattern}`}` };
         break;
       case 'enum': {
         const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ');

@@ -98,6 +98,8 @@ export interface ImageSpec extends ImageConfig {
   image: string;
   /** Where this entry was written, for error messages. */
   pos?: SourcePosition;
+  /** Where each of its keys was written (`hostname`, `sysctl/net.ipv4.ip_forward`), for warnings. */
+  keyPos?: Record<string, SourcePosition>;
 }
 
 export interface KernelSpec {

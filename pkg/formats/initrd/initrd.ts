@@ -19,7 +19,7 @@ import { ParallelGzip } from '../../archive/pgzip.js';
 import { tarHeader, writeTarEntry, END_OF_ARCHIVE } from '../../archive/tarwrite.js';
 import { prepareBootParts } from '../bootparts.js';
 import { copyFile, Outputs } from '../output.js';
-import { cachedEncode, prepend } from '../segcache.js';
+import { cachedEncode, prepend, segmentCacheOptions } from '../segcache.js';
 import { DockyardError } from '../../errors.js';
 import { join } from 'node:path';
 
@@ -34,8 +34,8 @@ export async function gzipInto(dest: ByteSink, produce: (s: ParallelGzip) => Pro
 
 const isBoot = (p: string) => p.startsWith('boot/');
 
-async function cpioSegment(ctx: FormatContext, key: string, entries: AsyncIterable<Entry>, dest: ByteSink): Promise<void> {
-  await cachedEncode({ key }, { dir: ctx.segmentCacheDir, kind: 'cpio.gz', epoch: ctx.epoch, signal: ctx.signal }, dest, (s) =>
+async function cpioSegment(ctx: FormatContext, seg: { key: string; name: string }, entries: AsyncIterable<Entry>, dest: ByteSink): Promise<void> {
+  await cachedEncode(seg, segmentCacheOptions(ctx, 'cpio.gz'), dest, (s) =>
     gzipInto(s, async (g) => {
       const w = new CpioWriter(g, ctx.epoch);
       for await (const e of entries) {
@@ -80,9 +80,9 @@ export async function writeKernelInitrd(ctx: FormatContext, kernelSink: ByteSink
         else held.push(e); // the `boot` directory itself stays in the initrd
       }
       if (ucode) await initrdSink.write(ucode);
-      await cpioSegment(ctx, `${seg.key}:after-boot`, prepend(held, seg.split.rest()[Symbol.asyncIterator]()), initrdSink);
+      await cpioSegment(ctx, { key: `${seg.key}:after-boot`, name: seg.name }, prepend(held, seg.split.rest()[Symbol.asyncIterator]()), initrdSink);
     } else {
-      await cpioSegment(ctx, seg.key, seg.entries(), initrdSink);
+      await cpioSegment(ctx, seg, seg.entries(), initrdSink);
     }
     ctx.emit({ kind: 'output-progress', format, file, bytes: (initrdSink as { bytes?: number }).bytes ?? 0 });
   }

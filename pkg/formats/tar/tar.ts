@@ -6,14 +6,14 @@
 import type { Format, FormatContext, OutputFile } from '../format.js';
 import { END_OF_ARCHIVE, writeTarEntry } from '../../archive/tarwrite.js';
 import { Outputs } from '../output.js';
-import { cachedEncode } from '../segcache.js';
+import { cachedEncode, segmentCacheOptions } from '../segcache.js';
 import type { ByteSink } from '../../archive/sink.js';
 import type { Segment } from '../../rootfs/entry.js';
 
 export async function writeSegmentsTar(ctx: FormatContext, segments: Segment[], sink: ByteSink, file: string, format: string): Promise<void> {
   for (const seg of segments) {
     ctx.signal?.throwIfAborted();
-    await cachedEncode(seg, { dir: ctx.segmentCacheDir, kind: 'tar', epoch: ctx.epoch, signal: ctx.signal }, sink, async (s) => {
+    await cachedEncode(seg, segmentCacheOptions(ctx, 'tar'), sink, async (s) => {
       for await (const e of seg.entries()) {
         ctx.signal?.throwIfAborted();
         await writeTarEntry(s, e, ctx.epoch);

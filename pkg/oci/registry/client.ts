@@ -1,10 +1,19 @@
 /**
  * A registry client on the distribution API (OCI distribution-spec v1) over
- * Node's global fetch. Auth: anonymous, Basic, and Bearer tokens obtained
+ * ./http.ts (timeouts, bounded bodies, redirects that drop credentials when
+ * they change origin). Auth: anonymous, Basic, and Bearer tokens obtained
  * from the `WWW-Authenticate` challenge (realm/service/scope, docker token
  * spec). HTTPS unless the host is loopback or listed as insecure.
+ *
+ * Credentials go only where they were configured for: they are looked up by
+ * the host actually contacted (a mirror's own host, never the registry it
+ * stands in for), sent in clear only to loopback hosts and hosts named by
+ * --insecure-registry, and sent to a token service only when it is the
+ * registry's own host or a host of the same site (auth.docker.io for
+ * registry-1.docker.io).
  */
-import { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
+import { isIP } from 'node:net';
 import { DockyardError } from '../../errors.js';
 import { sha256Digest, VerifyDigest } from '../digest.js';
 import { manifestAccept } from '../manifest.js';
@@ -12,6 +21,7 @@ import { apiHost, isLoopbackHost, parseReference, type RegistryReference } from 
 import { MaxDocumentBytes, resolveFrom, type ManifestSource, type RawManifest } from '../source.js';
 import type { Descriptor, ImageHandle, Platform } from '../types.js';
 import { dockerConfigCredentials, type CredentialLookup, type Credentials } from './credentials.js';
+import { defaultTimeouts, NetworkError, request as httpRequest, type HttpResponse, type Timeouts } from './http.js';
 
 export interface RegistryOptions {
   /** Hosts (host[:port]) reached over plain HTTP. */
@@ -23,12 +33,18 @@ export interface RegistryOptions {
   /** Attempts for a request failing with 5xx or a connection error. */
   attempts?: number;
   backoffMs?: number;
+  /** Connect, response-header and body-idle timeouts of every request. */
+  timeouts?: Timeouts;
   signal?: AbortSignal;
 }
 
-type ReqBody = NonNullable<RequestInit['body']>;
+type ReqBody = Buffer | (() => Readable);
 
 export const defaultRegistryOptions = { attempts: 4, backoffMs: 250 } as const;
+
+/** Largest token-service answer and error body read. */
+const MaxTokenBytes = 1 << 20;
+const MaxErrorBytes = 64 << 10;
 
 interface Challenge {
   scheme: string;
@@ -46,20 +62,42 @@ export function parseChallenge(h: string): Challenge | undefined {
   return { scheme: m[1].toLowerCase(), params };
 }
 
-function isNetworkError(e: unknown): boolean {
-  if (e instanceof DockyardError) return false;
-  if ((e as Error)?.name === 'AbortError') return false;
-  return true;
+/**
+ * Whether a token service at `realmHost` belongs to the registry at
+ * `registryHost` (host names, no ports): the same host, a host under it, or
+ * a host under its parent domain when that parent has two labels or more
+ * (registry-1.docker.io → auth.docker.io; registry.gitlab.com → gitlab.com).
+ * IP addresses match only themselves.
+ */
+export function sameSite(registryHost: string, realmHost: string): boolean {
+  const a = registryHost.toLowerCase().replace(/^\[|\]$/g, '');
+  const b = realmHost.toLowerCase().replace(/^\[|\]$/g, '');
+  if (a === b) return true;
+  if (isIP(a) || isIP(b)) return false;
+  if (b.endsWith(`.${a}`)) return true;
+  const labels = a.split('.');
+  if (labels.length < 3) return false;
+  const parent = labels.slice(1).join('.');
+  return b === parent || b.endsWith(`.${parent}`);
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((res, rej) => {
-    const t = setTimeout(res, ms);
-    signal?.addEventListener('abort', () => {
+    if (signal?.aborted) return rej(new DockyardError('E_INTERRUPTED', 'interrupted'));
+    const onAbort = () => {
       clearTimeout(t);
       rej(new DockyardError('E_INTERRUPTED', 'interrupted'));
-    });
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      res();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
+
+function basic(c: Credentials): string {
+  return 'Basic ' + Buffer.from(`${c.username}:${c.password}`).toString('base64');
+}
 
 export class RegistryClient implements ManifestSource {
   private readonly opts: RegistryOptions;
@@ -76,107 +114,147 @@ export class RegistryClient implements ManifestSource {
     const mirror = this.opts.mirrors?.[domain];
     if (mirror) return mirror.replace(/\/+$/, '');
     const host = apiHost(domain);
-    const plain = isLoopbackHost(host) || (this.opts.insecureRegistries ?? []).includes(domain) || (this.opts.insecureRegistries ?? []).includes(host);
+    const plain = isLoopbackHost(host) || this.insecure(domain) || this.insecure(host);
     return `${plain ? 'http' : 'https'}://${host}`;
   }
 
-  private async fetchRetrying(url: string, init: RequestInit, what: string, domain: string, retryable: boolean): Promise<Response> {
+  private insecure(host: string): boolean {
+    return (this.opts.insecureRegistries ?? []).includes(host);
+  }
+
+  /** Credentials may be sent to `u`: over HTTPS, or in clear to loopback or a host named insecure. */
+  private mayCarryCredentials(u: URL): boolean {
+    return u.protocol === 'https:' || isLoopbackHost(u.host) || this.insecure(u.host) || this.insecure(u.hostname);
+  }
+
+  /** The key credentials are looked up under: the registry's name, or a mirror's own host. */
+  private credentialKey(domain: string): string {
+    return this.opts.mirrors?.[domain] ? new URL(this.baseUrl(domain)).host : domain;
+  }
+
+  private async send(url: string, method: string, headers: Record<string, string>, body: ReqBody | undefined, what: string, domain: string): Promise<HttpResponse> {
+    // A streamed body cannot be sent twice: no retries for it.
+    const retryable = typeof body !== 'function';
     const attempts = retryable ? (this.opts.attempts ?? defaultRegistryOptions.attempts) : 1;
     const backoff = this.opts.backoffMs ?? defaultRegistryOptions.backoffMs;
+    const label = `registry ${domain}`;
     let last: unknown;
     for (let i = 0; i < attempts; i++) {
       if (i > 0) await sleep(backoff * 2 ** (i - 1), this.opts.signal);
       try {
-        const res = await fetch(url, { ...init, redirect: 'follow', signal: this.opts.signal });
+        const res = await httpRequest(
+          { method, url, headers, body: typeof body === 'function' ? body() : body },
+          { timeouts: this.opts.timeouts ?? defaultTimeouts, signal: this.opts.signal, label },
+        );
         if (res.status >= 500 && i + 1 < attempts) {
-          await res.body?.cancel();
+          res.discard();
           last = new Error(`HTTP ${res.status}`);
           continue;
         }
         return res;
       } catch (e) {
-        if ((e as Error)?.name === 'AbortError' || this.opts.signal?.aborted) throw new DockyardError('E_INTERRUPTED', 'interrupted', { cause: e });
-        if (!isNetworkError(e)) throw e;
+        if (!(e instanceof NetworkError)) throw e;
         last = e;
       }
     }
-    const cause = (last as { cause?: { code?: string; message?: string } })?.cause;
-    const why = cause?.code ?? cause?.message ?? (last as Error)?.message ?? String(last);
-    throw new DockyardError('E_NETWORK', `registry ${domain}: ${what} failed after ${attempts} attempts (${why})`, { cause: last });
+    const why = last instanceof NetworkError ? last.message.replace(`${label}: `, '') : (last as Error)?.message ?? String(last);
+    throw new DockyardError('E_NETWORK', `${label}: ${what} failed after ${attempts} attempts (${why})`, { cause: last });
   }
 
   private async credentialsFor(domain: string): Promise<Credentials | undefined> {
-    return this.creds(domain);
+    return this.creds(this.credentialKey(domain));
   }
 
-  private async authorize(domain: string, scope: string, challenge: Challenge): Promise<string> {
+  private async authorize(domain: string, scope: string, challenge: Challenge, registryUrl: URL): Promise<string> {
     const creds = await this.credentialsFor(domain);
     if (challenge.scheme === 'basic') {
       if (!creds) throw new DockyardError('E_AUTH', `registry ${domain} requires credentials (docker login ${domain})`);
-      return 'Basic ' + Buffer.from(`${creds.username}:${creds.password}`).toString('base64');
+      if (!this.mayCarryCredentials(registryUrl)) {
+        throw new DockyardError('E_AUTH', `registry ${domain} asks for a password over plain HTTP (${registryUrl.host}); refused: name it with --insecure-registry to allow that`);
+      }
+      return basic(creds);
     }
     if (challenge.scheme !== 'bearer' || !challenge.params.realm) {
       throw new DockyardError('E_AUTH', `registry ${domain} asks for unsupported authentication "${challenge.scheme}"`);
     }
-    const u = new URL(challenge.params.realm);
+    let u: URL;
+    try {
+      u = new URL(challenge.params.realm);
+    } catch {
+      throw new DockyardError('E_AUTH', `registry ${domain}: token realm "${challenge.params.realm.slice(0, 200)}" is not a URL`);
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new DockyardError('E_AUTH', `registry ${domain}: token realm ${u.protocol} is not http or https`);
     if (challenge.params.service) u.searchParams.set('service', challenge.params.service);
     u.searchParams.set('scope', scope);
     const headers: Record<string, string> = {};
-    if (creds) headers.authorization = 'Basic ' + Buffer.from(`${creds.username}:${creds.password}`).toString('base64');
-    const res = await this.fetchRetrying(u.toString(), { headers }, 'token request', domain, true);
+    // The registry names the token service; our password goes there only if it is the registry's own site, over a safe channel.
+    const sendCreds = creds !== undefined && sameSite(registryUrl.hostname, u.hostname) && this.mayCarryCredentials(u);
+    if (creds && sendCreds) headers.authorization = basic(creds);
+    const res = await this.send(u.toString(), 'GET', headers, undefined, 'token request', domain);
     if (res.status === 401 || res.status === 403) {
-      await res.body?.cancel();
+      res.discard();
+      if (creds && !sendCreds) {
+        throw new DockyardError(
+          'E_AUTH',
+          `registry ${domain}: its token service ${u.host} wants credentials, but ${sameSite(registryUrl.hostname, u.hostname) ? 'it is plain HTTP' : `it is not ${registryUrl.hostname}`}; your credentials for ${this.credentialKey(domain)} were not sent there`,
+        );
+      }
       throw new DockyardError('E_AUTH', `registry ${domain} refused ${creds ? 'our credentials' : 'anonymous access'} (token service ${u.host})`);
     }
-    if (!res.ok) {
-      await res.body?.cancel();
+    if (res.status < 200 || res.status > 299) {
+      res.discard();
       throw new DockyardError('E_AUTH', `registry ${domain}: token service ${u.host} answered HTTP ${res.status}`);
     }
-    const j = (await res.json()) as { token?: string; access_token?: string };
-    const tok = j.token ?? j.access_token;
+    let j: { token?: unknown; access_token?: unknown };
+    try {
+      j = JSON.parse((await res.read(MaxTokenBytes, 'token answer')).toString('utf8'));
+    } catch (e) {
+      if (e instanceof DockyardError) throw e;
+      throw new DockyardError('E_AUTH', `registry ${domain}: token service ${u.host} answered something that is not JSON`, { cause: e });
+    }
+    const tok = typeof j?.token === 'string' && j.token ? j.token : typeof j?.access_token === 'string' ? j.access_token : undefined;
     if (!tok) throw new DockyardError('E_AUTH', `registry ${domain}: token service ${u.host} sent no token`);
+    if (/[\r\n]/.test(tok)) throw new DockyardError('E_AUTH', `registry ${domain}: token service ${u.host} sent a token with a line break`);
     return `Bearer ${tok}`;
   }
 
   /**
-   * One API request with auth. `body` is a factory so a retried request
-   * (after a 401 challenge) can send it again.
+   * One API request with auth. `body` is bytes, or a factory of a stream
+   * (sent once: no retry).
    */
   async request(
     r: RegistryReference,
     method: string,
     pathOrUrl: string,
-    opts: { headers?: Record<string, string>; body?: () => ReqBody | undefined; push?: boolean; what: string },
-  ): Promise<Response> {
+    opts: { headers?: Record<string, string>; body?: ReqBody; push?: boolean; what: string },
+  ): Promise<HttpResponse> {
     const scope = `repository:${r.path}:${opts.push ? 'pull,push' : 'pull'}`;
     const key = `${r.domain}|${scope}`;
     const url = /^https?:/.test(pathOrUrl) ? pathOrUrl : `${this.baseUrl(r.domain)}${pathOrUrl}`;
+    const registryUrl = new URL(this.baseUrl(r.domain));
     const send = (authz: string | undefined) => {
       const headers: Record<string, string> = { ...(opts.headers ?? {}) };
-      if (authz) headers.authorization = authz;
-      const body = opts.body?.();
-      const init: RequestInit & { duplex?: 'half' } = { method, headers, body };
-      if (body instanceof ReadableStream) init.duplex = 'half';
-      // A streamed body cannot be sent twice: no retries for it.
-      return this.fetchRetrying(url, init, opts.what, r.domain, !(body instanceof ReadableStream));
+      // An authorization learnt for this registry is only ever sent to it.
+      if (authz && new URL(url).host === registryUrl.host) headers.authorization = authz;
+      return this.send(url, method, headers, opts.body, opts.what, r.domain);
     };
     let res = await send(this.auth.get(key));
     if (res.status === 401) {
-      const ch = parseChallenge(res.headers.get('www-authenticate') ?? '');
-      await res.body?.cancel();
+      const ch = parseChallenge(res.header('www-authenticate') ?? '');
+      res.discard();
       if (!ch) throw new DockyardError('E_AUTH', `registry ${r.domain} refused access to ${r.path} without saying how to authenticate`);
-      const authz = await this.authorize(r.domain, scope, ch);
+      const authz = await this.authorize(r.domain, scope, ch, registryUrl);
       this.auth.set(key, authz);
       res = await send(authz);
       if (res.status === 401 || res.status === 403) {
-        await res.body?.cancel();
+        res.discard();
         // Docker Hub answers 401 for a repository that does not exist, too.
         const who = (await this.credentialsFor(r.domain)) ? 'our credentials' : `anonymous access (does ${r.path} exist? else docker login ${r.domain})`;
         throw new DockyardError('E_AUTH', `registry ${r.domain} refused ${who} for ${r.path}`);
       }
     }
     if (res.status === 403) {
-      await res.body?.cancel();
+      res.discard();
       throw new DockyardError('E_AUTH', `registry ${r.domain} denied access to ${r.path}`);
     }
     return res;
@@ -193,20 +271,18 @@ export class RegistryClient implements ManifestSource {
     const want = digest ?? r.digest ?? r.tag!;
     const res = await this.request(r, 'GET', `/v2/${r.path}/manifests/${want}`, { headers: { accept: manifestAccept.join(', ') }, what: `manifest ${want}` });
     if (res.status === 404) {
-      await res.body?.cancel();
+      res.discard();
       throw new DockyardError('E_IMAGE_NOT_FOUND', `image ${r.raw} not found${digest ? ` (manifest ${digest})` : ''} on ${r.domain}`);
     }
-    if (!res.ok) {
-      await res.body?.cancel();
+    if (res.status < 200 || res.status > 299) {
+      res.discard();
       throw new DockyardError('E_REGISTRY', `registry ${r.domain}: manifest ${want} of ${r.path}: HTTP ${res.status}`);
     }
-    const len = Number(res.headers.get('content-length') ?? 0);
-    if (len > MaxDocumentBytes) throw new DockyardError('E_REGISTRY', `registry ${r.domain}: manifest of ${r.path} is ${len} bytes, too large`);
-    const bytes = Buffer.from(await res.arrayBuffer());
+    const bytes = await res.read(MaxDocumentBytes, `manifest ${want} of ${r.path}`);
     const got = sha256Digest(bytes);
     const named = digest ?? r.digest;
     if (named && got !== named) throw new DockyardError('E_DIGEST_MISMATCH', `${r.raw}: manifest hashes to ${got}, expected ${named}`);
-    const mediaType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
+    const mediaType = (res.header('content-type') ?? '').split(';')[0].trim();
     return { bytes, digest: got, mediaType };
   }
 
@@ -215,19 +291,19 @@ export class RegistryClient implements ManifestSource {
     const r = this.reg(ref);
     const res = await this.request(r, 'GET', `/v2/${r.path}/blobs/${desc.digest}`, { what: `blob ${desc.digest}` });
     if (res.status === 404) {
-      await res.body?.cancel();
+      res.discard();
       throw new DockyardError('E_IMAGE_NOT_FOUND', `image ${r.raw}: blob ${desc.digest} not found on ${r.domain}`);
     }
-    if (!res.ok || !res.body) {
-      await res.body?.cancel();
+    if (res.status < 200 || res.status > 299) {
+      res.discard();
       throw new DockyardError('E_REGISTRY', `registry ${r.domain}: blob ${desc.digest} of ${r.path}: HTTP ${res.status}`);
     }
-    const src = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
     const v = new VerifyDigest(desc.digest, desc.size, `${r.raw} blob ${desc.digest}`);
-    src.on('error', (e) =>
-      v.destroy(e instanceof DockyardError ? e : new DockyardError('E_NETWORK', `registry ${r.domain}: download of ${desc.digest} broke off (${(e as Error).message})`, { cause: e })),
-    );
-    return src.pipe(v);
+    // Errors of either side end both: the body's reach the reader through v, v's (too many bytes) close the connection.
+    pipeline(res.body, v, (e) => {
+      if (e) res.discard();
+    });
+    return v;
   }
 
   async resolve(ref: string, platform: Platform): Promise<ImageHandle> {
@@ -237,27 +313,32 @@ export class RegistryClient implements ManifestSource {
   async hasBlob(ref: string, digest: string): Promise<boolean> {
     const r = this.reg(ref);
     const res = await this.request(r, 'HEAD', `/v2/${r.path}/blobs/${digest}`, { push: true, what: `blob ${digest}` });
-    await res.body?.cancel();
-    return res.ok;
+    res.discard();
+    return res.status >= 200 && res.status <= 299;
   }
 
   /** Monolithic upload (POST then PUT ?digest=); `open` gives the bytes afresh. */
   async pushBlob(ref: string, desc: Descriptor, open: () => Readable): Promise<void> {
     const r = this.reg(ref);
     if (await this.hasBlob(ref, desc.digest)) return;
-    const start = await this.request(r, 'POST', `/v2/${r.path}/blobs/uploads/`, { push: true, what: 'upload start' });
-    await start.body?.cancel();
-    const loc = start.headers.get('location');
+    const start = await this.request(r, 'POST', `/v2/${r.path}/blobs/uploads/`, { push: true, what: 'upload start', headers: { 'content-length': '0' } });
+    start.discard();
+    const loc = start.header('location');
     if (start.status !== 202 || !loc) throw new DockyardError('E_REGISTRY', `registry ${r.domain}: upload to ${r.path} not accepted (HTTP ${start.status})`);
-    const u = new URL(loc, this.baseUrl(r.domain) + '/');
+    let u: URL;
+    try {
+      u = new URL(loc, this.baseUrl(r.domain) + '/');
+    } catch {
+      throw new DockyardError('E_REGISTRY', `registry ${r.domain}: upload location "${loc.slice(0, 200)}" is not a URL`);
+    }
     u.searchParams.set('digest', desc.digest);
     const res = await this.request(r, 'PUT', u.toString(), {
       push: true,
       what: `upload ${desc.digest}`,
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
-      body: () => Readable.toWeb(open()) as unknown as ReqBody,
+      body: open,
     });
-    await res.body?.cancel();
+    res.discard();
     if (res.status !== 201) throw new DockyardError('E_REGISTRY', `registry ${r.domain}: upload of ${desc.digest} to ${r.path} failed (HTTP ${res.status})`);
   }
 
@@ -267,10 +348,10 @@ export class RegistryClient implements ManifestSource {
     const res = await this.request(r, 'PUT', `/v2/${r.path}/manifests/${tagOrDigest}`, {
       push: true,
       what: `manifest ${tagOrDigest}`,
-      headers: { 'content-type': mediaType },
-      body: () => bytes,
+      headers: { 'content-type': mediaType, 'content-length': String(bytes.length) },
+      body: bytes,
     });
-    const text = await res.text();
+    const text = (await res.read(MaxErrorBytes, 'answer').catch(() => Buffer.alloc(0))).toString('utf8');
     if (res.status !== 201) throw new DockyardError('E_REGISTRY', `registry ${r.domain}: manifest ${tagOrDigest} for ${r.path} refused (HTTP ${res.status}: ${text.slice(0, 200)})`);
     return sha256Digest(bytes);
   }

@@ -37,8 +37,19 @@ describe('parseManifest', () => {
   it('uses the document mediaType, else the declared one, else the shape', () => {
     const idx = Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [] }));
     expect(parseManifest(idx, undefined, 'x').kind).toBe('index');
-    const man = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.DockerManifest, config: {}, layers: [] }));
+    const config = { mediaType: MediaType.DockerConfig, digest: 'sha256:' + 'c'.repeat(64), size: 2 };
+    const man = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.DockerManifest, config, layers: [] }));
     expect(parseManifest(man, MediaType.OciIndex, 'x')).toMatchObject({ kind: 'manifest', mediaType: MediaType.DockerManifest });
+  });
+  it('refuses descriptors that are not: bad digests, sizes that are not byte counts, platforms of the wrong type', () => {
+    const config = { mediaType: MediaType.OciConfig, digest: 'sha256:' + 'c'.repeat(64), size: 2 };
+    const doc = (over: object) => Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [], ...over }));
+    expect(() => parseManifest(doc({ config: {} }), undefined, 'x')).toThrow(/x: config: digest/);
+    expect(() => parseManifest(doc({ layers: [{ ...config, size: -1 }] }), undefined, 'x')).toThrow(/layer 0: size -1 is not a byte count/);
+    expect(() => parseManifest(doc({ layers: [{ ...config, size: 1e300 }] }), undefined, 'x')).toThrow(/not a byte count/);
+    expect(() => parseManifest(doc({ layers: [{ ...config, digest: 'sha256:../../etc' }] }), undefined, 'x')).toThrow(/is not sha256/);
+    const idx = Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [{ ...config, platform: { os: 7 } }] }));
+    expect(() => parseManifest(idx, undefined, 'x')).toThrow(/platform.os is not a string/);
   });
   it('rejects schema 1 and garbage', () => {
     expect(() => parseManifest(Buffer.from('{"schemaVersion":1}'), undefined, 'x')).toThrow(/schemaVersion 1/);
