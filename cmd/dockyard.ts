@@ -112,6 +112,15 @@ function onSignal(sig: NodeJS.Signals): void {
   }, 5000).unref();
 }
 
+// A reader that went away (`dockyard cache ls | head -1`): end quietly, as a
+// process killed by SIGPIPE would (128 + 13), temp files removed.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    removeTempsSync();
+    process.exit(e.code === 'EPIPE' ? 141 : 1);
+  });
+}
+
 function catchSignals(): void {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -10,6 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { DockyardError, type ErrorCode } from './errors.js';
+import { formatSize } from './limits.js';
 import { pidAlive, runTag, tempIsStale, trackTemp } from './tempfiles.js';
 
 const REASONS: Record<string, string> = {
@@ -85,14 +86,14 @@ export async function openRegular(path: string, what: string, code: ErrorCode, o
 }
 
 /** The whole of a regular file, refused past `limit` bytes (counted as read, whatever stat said). */
-export async function readRegular(path: string, limit: number, what: string, code: ErrorCode, opts: { fifoOk?: boolean } = {}): Promise<Buffer> {
+export async function readRegular(path: string, limit: number, what: string, code: ErrorCode, opts: { fifoOk?: boolean; tooLarge?: string } = {}): Promise<Buffer> {
   const { fh } = await openRegular(path, what, code, opts);
   try {
     const chunks: Buffer[] = [];
     let n = 0;
     for await (const c of fh.createReadStream({ autoClose: false, highWaterMark: 1 << 20 })) {
       n += (c as Buffer).length;
-      if (n > limit) throw new DockyardError(code, `${what} is larger than ${limit} bytes`);
+      if (n > limit) throw new DockyardError(code, `${what} is larger than ${formatSize(limit)}${opts.tooLarge ? ` ${opts.tooLarge}` : ''}`);
       chunks.push(c as Buffer);
     }
     return Buffer.concat(chunks, n);

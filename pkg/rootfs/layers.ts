@@ -71,7 +71,7 @@ export function layerTooLarge(label: string, what: string, max: number): Dockyar
 export async function openLayer(store: BlobStore, desc: Descriptor, label: string, max = defaultLimits.layerBytes): Promise<Readable> {
   const mt = desc.mediaType ?? '';
   if (/zstd/.test(mt)) throw new DockyardError('E_LAYER_FORMAT', `${label}: zstd-compressed layers (${desc.digest}) are not supported`);
-  const raw = await store.open(desc.digest, `${label}: layer ${desc.digest}`);
+  const raw = await store.open(desc.digest, `${label}: blob ${desc.digest}`);
   const cap = new Cap(max, () => layerTooLarge(label, `layer ${desc.digest}`, max));
   if (/gzip/.test(mt) || mt === '') {
     // Large output chunks: far fewer thread-pool round trips than the 16 KiB default.
@@ -93,7 +93,7 @@ async function explain(store: BlobStore, desc: Descriptor, label: string, e: unk
   if (e instanceof DockyardError && (e.code === 'E_CACHE_CORRUPT' || e.code === 'E_INTERRUPTED')) return e;
   if (store.verify) {
     try {
-      await store.verify(desc.digest, `${label}: layer ${desc.digest}`);
+      await store.verify(desc.digest, `${label}: blob ${desc.digest}`);
     } catch (v) {
       return v;
     }
@@ -275,5 +275,5 @@ export async function* flattenLayers(store: BlobStore, layers: Descriptor[], lab
 
 /** Hash every layer blob in full (after a read that stopped early): a corrupt one is evicted and reported. */
 export async function verifyLayers(store: BlobStore, layers: Descriptor[], label: string): Promise<void> {
-  for (const l of layers) await store.verify?.(l.digest, `${label}: layer ${l.digest}`);
+  for (const [i, l] of layers.entries()) await store.verify?.(l.digest, `${layers.length > 1 ? `${label} layer ${i}` : label}: blob ${l.digest}`);
 }

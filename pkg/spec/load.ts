@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
 import { DockyardError, type SourcePosition, type SpecProblem } from '../errors.js';
 import { kindOf, readRegular } from '../fsutil.js';
-import { MaxSpecBytes } from '../limits.js';
+import { formatSize, MaxSpecBytes } from '../limits.js';
 import type { FileSpec, ImageSpec, KernelSpec, Spec, VolumeSpec } from './types.js';
 import { describeErrors, displayPath, validateSpec, type PathSeg } from './schema.js';
 
@@ -26,7 +26,7 @@ async function readStream(s: NodeJS.ReadableStream, limit: number): Promise<stri
   for await (const c of s) {
     const b = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
     n += b.length;
-    if (n > limit) throw new DockyardError('E_SPEC_READ', `the spec on standard input is larger than ${limit} bytes`);
+    if (n > limit) throw new DockyardError('E_SPEC_READ', `the spec on standard input is larger than ${formatSize(limit)} (large contents belong in files: source:)`);
     chunks.push(b);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -44,7 +44,7 @@ export async function readSpecInputs(paths: string[], stdin?: NodeJS.ReadableStr
       out.push({ file: STDIN_NAME, text: await readStream(stdin, limit) });
       continue;
     }
-    out.push({ file: p, text: (await readRegular(p, limit, `spec ${p}`, 'E_SPEC_READ', { fifoOk: true })).toString('utf8') });
+    out.push({ file: p, text: (await readRegular(p, limit, `spec ${p}`, 'E_SPEC_READ', { fifoOk: true, tooLarge: '(large contents belong in files: source:)' })).toString('utf8') });
   }
   return out;
 }

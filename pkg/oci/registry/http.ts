@@ -3,7 +3,8 @@
  * bounds a client of an untrusted server needs (RFC 9110, RFC 9112):
  *
  * - three timeouts on every request: connecting (TCP and TLS), waiting for
- *   the response headers, and any pause while a body streams in;
+ *   the response headers, and a body that stops moving (less than 64 KiB in
+ *   a window: a trickle is a stall);
  * - bodies read into memory only up to a cap, counted as bytes arrive (a
  *   Content-Length header is never trusted, a chunked body may never end);
  * - redirects (RFC 9110 §15.4) followed for GET and HEAD only, at most
@@ -79,6 +80,8 @@ const agents = {
 };
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** What a body must deliver per idle window to count as moving. */
+const PROGRESS_BYTES = 64 << 10;
 export const defaultMaxRedirects = 10;
 
 function seconds(ms: number): string {
@@ -148,15 +151,22 @@ function exchange(req: HttpRequest, o: HttpOptions): Promise<HttpResponse> {
       settled = true;
       const out = new PassThrough({ highWaterMark: 1 << 20 });
       body = out;
-      // The idle timer runs only while we are ready for more: a reader
-      // holding the body back (backpressure) pauses it.
+      // The idle timer runs only while we are ready for more (a reader holding
+      // the body back pauses it), and only real progress re-arms it: at least
+      // PROGRESS_BYTES per window, so a body trickled a byte at a time still
+      // times out (a small body must arrive whole within one window).
       let idle: NodeJS.Timeout | undefined;
+      let progress = 0;
       const arm = () => {
         clear(idle);
-        idle = timer(t.idleMs, () => new NetworkError(`${o.label}: the body of ${u.pathname} stalled for ${seconds(t.idleMs)} (--timeout)`));
+        progress = 0;
+        idle = timer(t.idleMs, () => new NetworkError(`${o.label}: the body of ${u.pathname} stalled: less than ${PROGRESS_BYTES >> 10} KiB in ${seconds(t.idleMs)} (--timeout)`));
       };
       arm();
-      res.on('data', arm);
+      res.on('data', (c: Buffer) => {
+        progress += c.length;
+        if (progress >= PROGRESS_BYTES) arm();
+      });
       res.on('resume', arm);
       res.on('pause', () => clear(idle));
       res.on('end', () => clear(idle));
