@@ -103,10 +103,15 @@ export class Cache implements BlobStore {
     return scratchFor(this.dir);
   }
 
-  private async tmpName(tag: string): Promise<string> {
+  /** Fails at once, in one line, when the cache cannot be written. */
+  private async writable(): Promise<string> {
     const s = await this.scratch();
     if (s.readOnly) throw new DockyardError('E_CACHE', `the cache ${this.dir} is read-only: cannot store anything in it`);
-    const p = join(s.dir, `${tag}-${tmpSeq++}`);
+    return s.dir;
+  }
+
+  private async tmpName(tag: string): Promise<string> {
+    const p = join(await this.writable(), `${tag}-${tmpSeq++}`);
     trackTemp(p);
     return p;
   }
@@ -305,6 +310,7 @@ export class Cache implements BlobStore {
   }
 
   private async updateIndex(fn: (idx: Index) => Index | Promise<Index>): Promise<void> {
+    await this.writable();
     await this.init();
     await withLock(this.indexPath + '.lock', async () => {
       const idx = await fn(await this.readIndex());
@@ -554,6 +560,8 @@ export class Cache implements BlobStore {
     const pack = tar.pack();
     const tmp = await outputTemp(outTar);
     const written = pipeline(pack, createWriteStream(tmp, { flags: 'wx' }));
+    written.catch(() => {}); // awaited below; a failure before that is the entry's
+
     const fixed = { mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '' };
     const addBuf = (name: string, b: Buffer) => new Promise<void>((res, rej) => pack.entry({ name, size: b.length, mode: 0o644, ...fixed }, b, (e) => (e ? rej(e) : res())));
     try {

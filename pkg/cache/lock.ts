@@ -8,6 +8,8 @@
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { DockyardError } from '../errors.js';
+import { fsError } from '../fsutil.js';
+import { pidAlive } from '../tempfiles.js';
 
 export interface LockOptions {
   /** Give up after this long (ms). */
@@ -18,21 +20,12 @@ export interface LockOptions {
 
 export const defaultLockOptions = { timeoutMs: 120_000, staleMs: 300_000 } as const;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 async function isStale(path: string, staleMs: number): Promise<boolean> {
   try {
     const [text, st] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
     if (Date.now() - st.mtimeMs > staleMs) return true;
     const [pid, host] = text.split(' ');
-    if (host === hostname() && Number(pid) > 0 && !alive(Number(pid))) return true;
+    if (host === hostname() && Number(pid) > 0 && !pidAlive(Number(pid))) return true;
     return false;
   } catch {
     return false; // vanished or half-written: try again
@@ -56,9 +49,7 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, opts: Lock
       }
       break;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new DockyardError('E_CACHE', `cannot create lock ${path}: ${(e as Error).message}`, { cause: e });
-      }
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError('E_CACHE', `cannot lock the cache (${path})`, e);
     }
     if (await isStale(path, staleMs)) {
       // Move it aside first: of several processes seeing it stale, one wins the rename.

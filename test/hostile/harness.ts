@@ -237,3 +237,30 @@ export const isRoot = process.getuid?.() === 0;
 export function inMountNamespace(setup: string): string[] {
   return ['unshare', '-m', '--propagation', 'private', '--', 'sh', '-c', `${setup} && exec "$@"`, 'sh'];
 }
+
+/** Blob paths of an image in a cache (an OCI layout): its manifest, config and layers (amd64). */
+export async function imageBlobs(cache: string, ref: string): Promise<{ manifest: string; config: string; layers: string[] }> {
+  const blob = (d: string) => join(cache, 'blobs/sha256', d.slice(7));
+  const idx = JSON.parse(await readFile(join(cache, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
+  const top = idx.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === ref);
+  if (!top) throw new Error(`${ref} not in ${cache}`);
+  let digest = top.digest;
+  let doc = JSON.parse(await readFile(blob(digest), 'utf8'));
+  if (doc.manifests) {
+    digest = doc.manifests.find((m: { platform?: { architecture: string } }) => m.platform?.architecture === 'amd64').digest;
+    doc = JSON.parse(await readFile(blob(digest), 'utf8'));
+  }
+  return { manifest: blob(digest), config: blob(doc.config.digest), layers: doc.layers.map((l: { digest: string }) => blob(l.digest)) };
+}
+
+/** Flip one byte of a file at `at` (a fraction of its length). */
+export async function flipByte(path: string, at = 0.5): Promise<void> {
+  const b = await readFile(path);
+  b[Math.min(b.length - 1, Math.floor(b.length * at))] ^= 0xff;
+  await writeFile(path, b);
+}
+
+/** `unshare -m`: `setup` first in a private mount namespace, then the measured command, then `after` (its output on stdout); the command's status is kept. */
+export function inMountNamespaceThen(setup: string, after: string): string[] {
+  return ['unshare', '-m', '--propagation', 'private', '--', 'sh', '-c', `${setup} || exit 99; "$@"; rc=$?; ${after}; exit $rc`, 'sh'];
+}

@@ -10,7 +10,7 @@ SPEC: a list of images:
    "rawConfig": {... the whole image config, as is ...},            optional
    "layers": [LAYER, ...]}
 LAYER, one of:
-  {"entries": [ENTRY, ...]}                 a gzip'd tar (PAX format)
+  {"entries": [ENTRY, ...]}                 a gzip'd tar (PAX format); "gzip": false for a plain tar
   {"zeros": BYTES, "name": "big"}           one file of that many zero bytes (a small gzip that inflates hugely)
   {"shortBody": {"name": N, "size": S, "body": "abc"}}   a header declaring S bytes followed by fewer, then the end
 ENTRY: {"name", "type": file|dir|symlink|hardlink|char|fifo, "linkname", "data",
@@ -60,7 +60,7 @@ def layer_bytes(l):
     """(gzip bytes, sha256 of the uncompressed tar)"""
     if 'entries' in l:
         tar = entries_tar(l['entries'])
-        return gz(tar), hashlib.sha256(tar).hexdigest()
+        return (gz(tar) if l.get('gzip', True) else tar), hashlib.sha256(tar).hexdigest()
     if 'zeros' in l:
         n = l['zeros']
         ti = tarfile.TarInfo(l.get('name', 'big'))
@@ -94,7 +94,8 @@ for img in spec:
     for l in img['layers']:
         b, diff = layer_bytes(l)
         d, n = blob(b)
-        layers.append({'mediaType': 'application/vnd.oci.image.layer.v1.tar+gzip', 'digest': d, 'size': n})
+        mt = 'application/vnd.oci.image.layer.v1.tar' + ('' if l.get('gzip', True) is False else '+gzip')
+        layers.append({'mediaType': mt, 'digest': d, 'size': n})
         diff_ids.append('sha256:' + diff)
     cfg = img.get('rawConfig')
     if cfg is None:
