@@ -20,6 +20,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { DockyardError } from '../../errors.js';
+import { formatSize } from '../../limits.js';
 
 export interface Timeouts {
   /** TCP connect plus TLS handshake. */
@@ -202,7 +203,7 @@ function makeResponse(status: number, url: string, headers: http.IncomingHttpHea
         n += (c as Buffer).length;
         if (n > limit) {
           body.destroy();
-          throw new DockyardError('E_REGISTRY', `${label}: ${what} is larger than ${limit} bytes; refused`);
+          throw new DockyardError('E_REGISTRY', `${label}: ${what} is larger than ${formatSize(limit)}; refused`);
         }
         chunks.push(c as Buffer);
       }
