@@ -28,15 +28,23 @@ export class Sink implements ByteSink {
 
   private readonly limit?: { max: number; error: () => Error };
 
+  /**
+   * `onError` turns a write error of the writables (ENOSPC) into the error
+   * thrown, e.g. one naming the file.
+   */
   constructor(
     private readonly outs: Writable[],
-    opts: { hash?: boolean; limit?: { max: number; error: () => Error } } = {},
+    opts: { hash?: boolean; limit?: { max: number; error: () => Error }; onError?: (e: Error) => Error } = {},
   ) {
     this.hash = opts.hash === false ? undefined : createHash('sha256');
     this.limit = opts.limit;
-    // A write error (ENOSPC) is kept and thrown by the next write: never an unhandled 'error' event, never a wait for a 'drain' that will not come.
-    for (const o of outs) o.on('error', (e: Error) => (this.failure ??= e));
+    const wrap = opts.onError ?? ((e: Error) => e);
+    // A write error is kept and thrown by the next write: never an unhandled 'error' event, never a wait for a 'drain' that will not come.
+    for (const o of outs) o.on('error', (e: Error) => (this.failure ??= wrap(e)));
+    this.wrap = wrap;
   }
+
+  private readonly wrap: (e: Error) => Error;
 
   private failure: Error | undefined;
 
@@ -69,7 +77,7 @@ export class Sink implements ByteSink {
       this.check(o);
       if (!o.write(b)) waits.push(drained(o));
     }
-    if (waits.length) await Promise.all(waits);
+    if (waits.length) await Promise.all(waits).catch((e: Error) => Promise.reject(this.failure ?? this.wrap(e)));
     for (const o of this.outs) this.check(o);
   }
 
@@ -86,8 +94,9 @@ export class Sink implements ByteSink {
         (o) =>
           new Promise<void>((res, rej) => {
             if (this.failure) return rej(this.failure);
-            o.once('error', rej);
-            o.end((e?: Error | null) => (e ? rej(e) : res()));
+            const fail = (e: Error) => rej(this.failure ?? this.wrap(e));
+            o.once('error', fail);
+            o.end((e?: Error | null) => (e ? fail(e) : res()));
           }),
       ),
     );

@@ -30,7 +30,7 @@ export class SealedWriter implements ByteSink {
   constructor(private readonly tmp: string) {
     trackTemp(tmp);
     this.stream = createWriteStream(tmp, { flags: 'wx' });
-    this.sink = new Sink([this.stream], { hash: false });
+    this.sink = new Sink([this.stream], { hash: false, onError: (e) => fsError('E_CACHE', `cannot write to the cache (${tmp})`, e) });
   }
 
   async write(b: Buffer): Promise<void> {

@@ -60,7 +60,7 @@ export class Outputs {
     });
     // Later write errors (ENOSPC) reach the writer through the sink's drain wait or end().
     stream.on('error', () => {});
-    const sink = new Sink([stream], { limit: this.limit(path) });
+    const sink = new Sink([stream], { limit: this.limit(path), onError: (e) => fsError('E_OUTPUT', `cannot write ${path}`, e) });
     entry.sink = sink;
     return { path, sink };
   }

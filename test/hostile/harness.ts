@@ -103,20 +103,31 @@ export async function run(sb: Sandbox, args: string[], o: RunOptions = {}): Prom
   if (o.signal) {
     const s = o.signal;
     let sent = false;
-    const send = () => {
-      if (!sent) {
-        sent = true;
-        child.kill(s.name);
+    // To the measured process itself (by the pid measure.py wrote): a SIGKILL cannot be passed on.
+    const send = async () => {
+      if (sent) return;
+      sent = true;
+      for (let i = 0; i < 100; i++) {
+        const pid = Number(await readFile(report + '.pid', 'utf8').catch(() => ''));
+        if (pid > 0) {
+          try {
+            process.kill(pid, s.name);
+          } catch {
+            /* already gone */
+          }
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 20));
       }
     };
     if (s.when) {
       let seen = '';
       child.stderr?.on('data', (c: Buffer) => {
         seen += c.toString();
-        if (s.when!.test(seen)) send();
+        if (s.when!.test(seen)) void send();
       });
     }
-    if (s.ms !== undefined) setTimeout(send, s.ms);
+    if (s.ms !== undefined) setTimeout(() => void send(), s.ms);
   }
   const r = await child;
   const m = JSON.parse(await readFile(report, 'utf8')) as { rc: number; wall: number; maxrss_kb: number; timed_out: boolean };
