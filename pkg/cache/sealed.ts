@@ -97,7 +97,7 @@ export async function openSealed(path: string, onCorrupt: (why: string) => void)
       else {
         sha256 = t.subarray(16, 48).toString('hex');
         const h = createHash('sha256');
-        for await (const c of fh.createReadStream({ start: 0, end: size - 1, autoClose: false, highWaterMark: 1 << 20 })) h.update(c as Buffer);
+        if (size > 0) for await (const c of fh.createReadStream({ start: 0, end: size - 1, autoClose: false, highWaterMark: 1 << 20 })) h.update(c as Buffer);
         const got = h.digest('hex');
         if (got !== sha256) why = `its content hashes to sha256:${got}, its trailer says sha256:${sha256}`;
       }

@@ -15,7 +15,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { readHead } from '../fsutil.js';
 import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { DockyardError } from '../errors.js';
 import type { ByteSink } from '../archive/sink.js';
 import { parsePe, planAddSections, SCN_CNT_CODE, SCN_CNT_INITIALIZED_DATA, SCN_MEM_READ, type NewSection } from './pe.js';
@@ -52,8 +52,8 @@ function kernelStream(path: string, gzip: boolean): Readable {
   const src = createReadStream(path, { highWaterMark: 1024 * 1024 });
   if (!gzip) return src;
   const gz = createGunzip({ chunkSize: 1024 * 1024 });
-  src.on('error', (e) => gz.destroy(e));
-  return src.pipe(gz);
+  pipeline(src, gz, () => {}); // an error of either ends both and reaches the reader of gz
+  return gz;
 }
 
 /**

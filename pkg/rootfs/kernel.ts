@@ -12,7 +12,7 @@
  * the image to find them.
  */
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { DockyardError } from '../errors.js';
 import type { BlobStore, ImageHandle } from '../oci/types.js';
@@ -167,9 +167,11 @@ async function* sniffGzip(src: AsyncIterable<Buffer>, label: string, max: number
   })();
   if (first.value.length >= 2 && first.value[0] === 0x1f && first.value[1] === 0x8b) {
     const gz = createGunzip({ chunkSize: 512 * 1024 });
+    // pipeline: an error of the source (a corrupt blob) ends gz too, and reaches this loop.
+    pipeline(Readable.from(rest), gz, () => {});
     let n = 0;
     try {
-      for await (const c of Readable.from(rest).pipe(gz)) {
+      for await (const c of gz) {
         n += (c as Buffer).length;
         if (n > max) throw layerTooLarge(label, 'the modules tar', max);
         yield c as Buffer;

@@ -65,8 +65,9 @@ export function parseChallenge(h: string): Challenge | undefined {
 /**
  * Whether a token service at `realmHost` belongs to the registry at
  * `registryHost` (host names, no ports): the same host, a host under it, or
- * a host under its parent domain when that parent has two labels or more
- * (registry-1.docker.io → auth.docker.io; registry.gitlab.com → gitlab.com).
+ * a host under its parent domain (registry-1.docker.io → auth.docker.io;
+ * registry.gitlab.com → gitlab.com), unless that parent is a public suffix
+ * (a two-letter country code under a short second level: co.uk, com.au).
  * IP addresses match only themselves.
  */
 export function sameSite(registryHost: string, realmHost: string): boolean {
@@ -77,8 +78,10 @@ export function sameSite(registryHost: string, realmHost: string): boolean {
   if (b.endsWith(`.${a}`)) return true;
   const labels = a.split('.');
   if (labels.length < 3) return false;
-  const parent = labels.slice(1).join('.');
-  return b === parent || b.endsWith(`.${parent}`);
+  const parent = labels.slice(1);
+  if (parent.length === 2 && parent[1].length === 2 && parent[0].length <= 3) return false;
+  const p = parent.join('.');
+  return b === p || b.endsWith(`.${p}`);
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>

@@ -5,11 +5,12 @@
  * (`credHelpers.<host>`, else `credsStore`) run as `docker-credential-<name> get`
  * with the server on stdin, answering `{"Username","Secret"}`.
  */
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { DockyardError } from '../../errors.js';
+import { readRegular } from '../../fsutil.js';
+import { MaxDockerConfigBytes } from '../../limits.js';
 
 export interface Credentials {
   username: string;
@@ -37,10 +38,21 @@ function keysFor(domain: string): string[] {
 
 export function dockerConfigCredentials(path = dockerConfigPath()): CredentialLookup {
   let loaded: Promise<DockerConfig> | undefined;
+  // Absent or unreadable: no credentials. A device or a huge file in its place is refused (readRegular), not read.
   const load = () =>
-    (loaded ??= readFile(path, 'utf8').then(
-      (t) => JSON.parse(t) as DockerConfig,
-      () => ({}) as DockerConfig,
+    (loaded ??= readRegular(path, MaxDockerConfigBytes, path, 'E_AUTH').then(
+      (t) => {
+        try {
+          const c = JSON.parse(t.toString('utf8')) as DockerConfig;
+          return c && typeof c === 'object' ? c : {};
+        } catch (e) {
+          throw new DockyardError('E_AUTH', `${path} is not JSON`, { cause: e });
+        }
+      },
+      (e) => {
+        if (((e as DockyardError).cause as NodeJS.ErrnoException)?.code === 'ENOENT') return {} as DockerConfig;
+        throw e;
+      },
     ));
   return async (domain) => {
     const cfg = await load();
@@ -65,7 +77,7 @@ async function runHelper(name: string, server: string): Promise<Credentials | un
   const prog = `docker-credential-${name}`;
   let out: string;
   try {
-    const r = await execa(prog, ['get'], { input: server, reject: false, timeout: 30_000 });
+    const r = await execa(prog, ['get'], { input: server, reject: false, timeout: 30_000, maxBuffer: 1 << 20 });
     if (r.exitCode !== 0) {
       // Helpers answer "credentials not found in native keychain" for unknown servers.
       if (/not found/i.test(String(r.stdout) + String(r.stderr))) return undefined;
