@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const cliPath = resolve(repoRoot, 'dist/cmd/dockyard.js');
-export const sharedDir = resolve(repoRoot, '../shared');
+/** Test data kept in the repository: the LinuxKit conformance corpus and LinuxKit's example specs. */
+export const dataDir = resolve(repoRoot, 'test/data');
 
 export function assertBuilt(): void {
   if (!existsSync(cliPath)) throw new Error(`${cliPath} missing: run "npx tsc -p tsconfig.json" (npm test does) first`);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""List a tar the way ../shared/conformance listing.tsv does, with Python's
+"""List a tar the way test/data/conformance listing.tsv does, with Python's
 tarfile as an independent reader (not our own code).
 
 Columns: path type mode uid gid size linkname sha256, archive order."""

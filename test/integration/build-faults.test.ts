@@ -14,12 +14,12 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { dockyard, cliPath, sharedDir } from '../harness/cli.js';
+import { dockyard, cliPath, dataDir } from '../harness/cli.js';
 import { OciLayout } from '../../pkg/oci/layout.js';
 import { RegistryClient } from '../../pkg/oci/registry/client.js';
 import { pushImage } from '../../pkg/oci/registry/push.js';
 
-const images = join(sharedDir, 'conformance/images');
+const images = join(dataDir, 'conformance/images');
 const names = ['kernel', 'init', 'busybox', 'layered', 'ro'];
 let reg: TestRegistry;
 let proxy: Server;

@@ -8,17 +8,15 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { buildFixtures, fixtureRefs } from '../fixtures/build.js';
 import { INIT_DONE_LINE } from '../fixtures/init-script.js';
 import { bootKernel, defaultConsole, type QemuArch } from '../harness/qemu.js';
-import { sharedDir } from '../harness/cli.js';
+import { dataDir } from '../harness/cli.js';
 
-/** A config.json that LinuxKit wrote for an onboot container (from the corpus), if the corpus is there. */
-const linuxkitConfig = join(sharedDir, 'conformance/cases/01-onboot-image-config/expected/containers/onboot/000-hello/config.json');
-const haveLinuxkitConfig = existsSync(linuxkitConfig);
+/** A config.json that LinuxKit wrote for an onboot container (from the corpus in the repository). */
+const linuxkitConfig = join(dataDir, 'conformance/cases/01-onboot-image-config/expected/containers/onboot/000-hello/config.json');
 
 interface Desc {
   mediaType: string;
@@ -85,7 +83,7 @@ async function makeBoot(arch: QemuArch): Promise<{ kernel: string; initrd: strin
   await mkdir(join(bundle, 'rootfs'), { recursive: true });
   await mkdir(join(bundle, 'tmp'), { recursive: true });
   await writeFile(join(bundle, 'config.json'), JSON.stringify(runtimeConfig(), null, 2));
-  if (haveLinuxkitConfig) {
+  {
     // A second bundle run with the config LinuxKit itself wrote (its mounts,
     // namespaces, empty capabilities), only the command changed.
     const lk = JSON.parse(await readFile(linuxkitConfig, 'utf8')) as { process: { args: string[] } };
@@ -129,10 +127,8 @@ describe('fixture images boot under qemu and run an onboot container with runc',
       const shown = r.console.slice(-6000);
       expect(r.console, shown).toMatch(/^hello-from-runc\r?$/m);
       expect(r.console, shown).toMatch(/dockyard-init: onboot hello exited 0/);
-      if (haveLinuxkitConfig) {
-        expect(r.console, shown).toMatch(/^hello-from-linuxkit-config\r?$/m);
-        expect(r.console, shown).toMatch(/dockyard-init: onboot lkconfig exited 0/);
-      }
+      expect(r.console, shown).toMatch(/^hello-from-linuxkit-config\r?$/m);
+      expect(r.console, shown).toMatch(/dockyard-init: onboot lkconfig exited 0/);
       expect(r.console, shown).toContain(INIT_DONE_LINE);
       expect(r.exitedByItself, shown).toBe(true);
     });

@@ -18,7 +18,7 @@ import { pushImage } from '../../pkg/oci/registry/push.js';
 import { MediaType, type Descriptor } from '../../pkg/oci/types.js';
 
 const repoRoot = resolve(__dirname, '../..');
-const images = resolve(repoRoot, '../shared/conformance/images');
+const images = resolve(repoRoot, 'test/data/conformance/images');
 const names = ['kernel', 'init', 'init2', 'busybox', 'labelled', 'svc', 'ro', 'layered', 'multiarch', 'badlabel'];
 const amd64 = { os: 'linux', architecture: 'amd64' };
 
@@ -49,7 +49,10 @@ async function pushSynthetic(client: RegistryClient, ref: string, layerPath: str
 async function assertCacheSane(cache: Cache): Promise<void> {
   const idx = JSON.parse(await readFile(join(cache.dir, 'index.json'), 'utf8'));
   expect(Array.isArray(idx.manifests)).toBe(true);
-  expect(await readdir(join(cache.dir, 'tmp'))).toEqual([]);
+  // tmp/ holds at most this run's scratch directory, and nothing is left in it.
+  const scratch = (await cache.scratch()).dir;
+  for (const f of await readdir(join(cache.dir, 'tmp'))) expect(join(cache.dir, 'tmp', f)).toBe(scratch);
+  expect(await readdir(scratch)).toEqual([]);
   // Every blob in the cache hashes to its name.
   for (const f of await readdir(join(cache.dir, 'blobs/sha256'))) {
     const h = createHash('sha256');

@@ -15,7 +15,7 @@ import { RegistryClient } from '../../pkg/oci/registry/client.js';
 import { pushImage } from '../../pkg/oci/registry/push.js';
 import { dockerConfigCredentials } from '../../pkg/oci/registry/credentials.js';
 
-const images = resolve(__dirname, '../../../shared/conformance/images');
+const images = resolve(__dirname, '../data/conformance/images');
 const names = ['kernel', 'init', 'init2', 'busybox', 'labelled', 'svc', 'ro', 'layered', 'multiarch', 'badlabel'];
 const src = (n: string) => `127.0.0.1:5000/fixtures/${n}:1`;
 const amd64 = { os: 'linux', architecture: 'amd64' };

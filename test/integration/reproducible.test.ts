@@ -7,9 +7,9 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { dockyard, sharedDir } from '../harness/cli.js';
+import { dockyard, dataDir } from '../harness/cli.js';
 
-const images = join(sharedDir, 'conformance/images');
+const images = join(dataDir, 'conformance/images');
 const spec = `
 kernel:
   image: 127.0.0.1:5000/fixtures/kernel:1

@@ -4,14 +4,16 @@
  * bootable format, each booted through the compiled CLI (serial console on
  * its stdout) until the onboot containers' markers appear, then the CLI is
  * sent SIGTERM and must leave no qemu and no temp files behind. Also: the
- * planned command lines for every output (--dry-run), `--accel auto` falling
- * back to TCG in bounded time, SIGTERM forwarding and the per-run VARS copy
- * (with a stand-in qemu), and one-line errors.
+ * planned command lines for every output (--dry-run), `--accel auto` choosing
+ * KVM exactly when a probe VM runs on it and TCG otherwise, in bounded time
+ * (on this host, and with stand-in qemus for a KVM that works, fails or
+ * hangs), SIGTERM forwarding and the per-run VARS copy (with a stand-in qemu),
+ * and one-line errors.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dockyard, repoRoot, cliPath, assertBuilt } from '../harness/cli.js';
 import { fixtureCache } from '../harness/fixtures.js';
@@ -190,35 +192,145 @@ describe('--dry-run prints the qemu command for every output', () => {
 });
 
 describe('--accel', () => {
-  it('auto probes KVM and falls back to TCG in bounded time', async () => {
+  /** The host's arch when `auto` probes KVM for a guest of it (amd64, arm64), else undefined. */
+  const host: Arch | undefined = process.arch === 'x64' ? 'amd64' : process.arch === 'arm64' ? 'arm64' : undefined;
+  /** The exit status of qemu when the probe's guest code ran (amd64: isa-debug-exit (0x2a << 1) | 1; arm64: PSCI SYSTEM_OFF). */
+  const probeStatus = (arch: Arch): number => (arch === 'amd64' ? 85 : 0);
+  /** The probe's timeout in `auto` (pkg/run/accel.ts). */
+  const PROBE_TIMEOUT_MS = 3000;
+
+  /** /dev/kvm can be opened for reading and writing (without that, qemu cannot start under KVM). */
+  function kvmDeviceUsable(): boolean {
+    try {
+      accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * What `--dry-run` says was chosen: the `# accel ACCEL (REASON)` note, which
+   * must agree with the qemu command line (`-accel ACCEL`, `-cpu host` exactly
+   * under KVM).
+   */
+  function chosen(out: unknown): { accel: 'kvm' | 'tcg'; reason: string; cmd: string } {
+    const stdout = String(out);
+    const note = /^# accel (kvm|tcg) \((.*)\)$/m.exec(stdout);
+    expect(note, stdout).not.toBeNull();
+    const accel = note![1] as 'kvm' | 'tcg';
+    const cmds = stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#') && !l.startsWith('qemu-img '));
+    expect(cmds, stdout).toHaveLength(1);
+    const cmd = cmds[0];
+    expect(cmd).toContain(` -accel ${accel} `);
+    expect(cmd).not.toContain(` -accel ${accel === 'kvm' ? 'tcg' : 'kvm'} `);
+    expect(cmd.includes(' -cpu host '), cmd).toBe(accel === 'kvm');
+    return { accel, reason: note![2], cmd };
+  }
+
+  /** A stand-in qemu at work/NAME: logs each command line to work/NAME.log, then runs `body`. */
+  async function standIn(name: string, body: string): Promise<{ bin: string; log: string }> {
+    const bin = join(work, name);
+    const log = join(work, `${name}.log`);
+    await writeFile(bin, `#!/bin/bash\nprintf '%s\\n' "$*" >> '${log}'\n${body}`, { mode: 0o755 });
+    return { bin, log };
+  }
+
+  it('auto uses KVM exactly when the probe VM ran on it, else TCG, in bounded time', async () => {
     const dir = await build('amd64', 'kernel+initrd');
     const t0 = Date.now();
     const r = await dockyard(['run', 'qemu', '--dry-run', join(dir, 'hello')]);
     const ms = Date.now() - t0;
     expect(r.exitCode, r.stderr).toBe(0);
-    if (process.arch === 'x64') {
-      // No working KVM on the CI machines (a /dev/kvm that hangs, or none): TCG, said why.
-      expect(r.stdout).toMatch(/^# accel tcg \(kvm (probe failed|did not run the probe)/m);
-      expect(r.stdout).toMatch(/ -accel tcg /);
+    const c = chosen(r.stdout);
+    if (host === 'amd64') {
+      if (c.accel === 'kvm') {
+        // KVM works here: the probe VM powered off under it within the probe's timeout.
+        const ran = /^kvm ran the probe in (\d+) ms$/.exec(c.reason);
+        expect(ran, c.reason).not.toBeNull();
+        expect(Number(ran![1])).toBeLessThan(PROBE_TIMEOUT_MS);
+        expect(kvmDeviceUsable()).toBe(true);
+      } else {
+        // No working KVM (no /dev/kvm, not usable, or one that hangs): TCG, said why.
+        expect(c.reason).toMatch(/^kvm (probe failed: .+|did not run the probe within 3000 ms)$/);
+        if (!kvmDeviceUsable()) expect(c.reason).toMatch(/^kvm probe failed: /);
+      }
+    } else {
+      // An amd64 guest on another host: TCG without a probe.
+      expect(c).toMatchObject({ accel: 'tcg', reason: `amd64 guest on ${process.arch} host` });
     }
     expect(ms).toBeLessThan(15_000);
   });
 
-  it('auto gives up on a qemu that hangs under KVM after the probe timeout and kills it', async () => {
-    const dir = await build('amd64', 'kernel+initrd');
-    const fake = join(work, 'hang-qemu.sh');
-    const marker = join(work, 'hang-qemu.marker');
-    await writeFile(fake, `#!/bin/bash\ncase "$*" in *"-accel kvm"*) exec -a "${marker}" sleep 600;; esac\nexit 1\n`, { mode: 0o755 });
+  it.skipIf(!host)('auto chooses KVM when the probe VM powers off under it (stand-in qemu)', async () => {
+    const arch = host!;
+    const dir = await build(arch, 'kernel+initrd');
+    // Stand-in qemu: under -accel kvm, with the probe's payload there, exits as qemu does when the guest code ran.
+    const fake = await standIn(
+      'kvm-ok-qemu.sh',
+      `prev=; payload=
+for a in "$@"; do case "$prev" in -bios|-kernel) payload="$a";; esac; prev="$a"; done
+case " $* " in *" -accel kvm "*) [ -s "$payload" ] && exit ${probeStatus(arch)};; esac
+exit 1
+`,
+    );
     const t0 = Date.now();
-    const r = await dockyard(['run', 'qemu', '--dry-run', '--qemu', fake, ...(process.arch === 'x64' ? [] : ['--arch', 'amd64']), join(dir, 'hello')]);
+    const r = await dockyard(['run', 'qemu', '--dry-run', '--qemu', fake.bin, join(dir, 'hello')]);
     const ms = Date.now() - t0;
     expect(r.exitCode, r.stderr).toBe(0);
-    if (process.arch === 'x64') {
+    const c = chosen(r.stdout);
+    expect(c.accel).toBe('kvm');
+    const ran = /^kvm ran the probe in (\d+) ms$/.exec(c.reason);
+    expect(ran, c.reason).not.toBeNull();
+    expect(Number(ran![1])).toBeLessThan(PROBE_TIMEOUT_MS);
+    expect(c.cmd.startsWith(`${fake.bin} `)).toBe(true);
+    // The stand-in ran once, as the KVM probe (--dry-run starts nothing else).
+    const calls = (await readFile(fake.log, 'utf8')).trimEnd().split('\n');
+    expect(calls).toHaveLength(1);
+    expect(` ${calls[0]} `).toContain(' -accel kvm ');
+    expect(calls[0]).toContain(arch === 'amd64' ? '-device isa-debug-exit,iobase=0xf4,iosize=0x04' : '-kernel ');
+    expect(ms).toBeLessThan(10_000);
+  });
+
+  it.skipIf(!host)('auto falls back to TCG when qemu cannot start under KVM (stand-in qemu)', async () => {
+    const arch = host!;
+    const dir = await build(arch, 'kernel+initrd');
+    const fake = await standIn(
+      'no-kvm-qemu.sh',
+      `case " $* " in *" -accel kvm "*) echo 'qemu: -accel kvm: Could not access KVM kernel module: No such file or directory' >&2; exit 1;; esac
+exit 1
+`,
+    );
+    const t0 = Date.now();
+    const r = await dockyard(['run', 'qemu', '--dry-run', '--qemu', fake.bin, join(dir, 'hello')]);
+    const ms = Date.now() - t0;
+    expect(r.exitCode, r.stderr).toBe(0);
+    const c = chosen(r.stdout);
+    expect(c).toMatchObject({ accel: 'tcg', reason: 'kvm probe failed: qemu: -accel kvm: Could not access KVM kernel module: No such file or directory' });
+    expect((await readFile(fake.log, 'utf8')).trimEnd().split('\n')).toHaveLength(1);
+    expect(ms).toBeLessThan(10_000);
+  });
+
+  it('auto gives up on a qemu that hangs under KVM after the probe timeout and kills it', async () => {
+    // On a host that is neither amd64 nor arm64 there is no probe: an amd64 guest runs under TCG.
+    const arch = host ?? 'amd64';
+    const dir = await build(arch, 'kernel+initrd');
+    const marker = join(work, 'hang-qemu.marker');
+    const fake = await standIn('hang-qemu.sh', `case "$*" in *"-accel kvm"*) exec -a "${marker}" sleep 600;; esac\nexit 1\n`);
+    const t0 = Date.now();
+    const r = await dockyard(['run', 'qemu', '--dry-run', '--qemu', fake.bin, join(dir, 'hello')]);
+    const ms = Date.now() - t0;
+    expect(r.exitCode, r.stderr).toBe(0);
+    const c = chosen(r.stdout);
+    if (host) {
+      expect(c).toMatchObject({ accel: 'tcg', reason: `kvm did not run the probe within ${PROBE_TIMEOUT_MS} ms` });
       expect(r.stdout).toMatch(/^# accel tcg \(kvm did not run the probe within 3000 ms\)/m);
+      expect(ms).toBeGreaterThanOrEqual(PROBE_TIMEOUT_MS);
       expect(ms).toBeLessThan(10_000);
       await new Promise((res) => setTimeout(res, 300));
       expect(processesMentioning(marker)).toEqual([]);
     }
+    expect(c.accel).toBe('tcg');
     expect(r.stdout).toMatch(/ -accel tcg /);
   });
 });

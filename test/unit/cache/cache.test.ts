@@ -2,12 +2,12 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { execa } from 'execa';
 import { mkdtemp, readFile, readdir, writeFile, utimes, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Cache, resolveAll } from '../../../pkg/cache/index.js';
 import { withLock } from '../../../pkg/cache/lock.js';
 
-const images = resolve(__dirname, '../../../../shared/conformance/images');
+const images = resolve(__dirname, '../../data/conformance/images');
 const amd64 = { os: 'linux', architecture: 'amd64' };
 const R = (n: string) => `127.0.0.1:5000/fixtures/${n}:1`;
 const hasSkopeo = execa('skopeo', ['--version']).then(
@@ -98,7 +98,10 @@ describe('Cache', () => {
     const digest = 'sha256:' + '0'.repeat(64);
     await expect(c.writeBlob({ digest, size: 3 }, Readable.from([Buffer.from('abc')]))).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
     expect(await c.has(digest)).toBe(false);
-    expect(await readdir(join(c.dir, 'tmp'))).toEqual([]);
+    // tmp/ holds only this run's scratch directory, and nothing is left in it.
+    const scratch = (await c.scratch()).dir;
+    expect(await readdir(join(c.dir, 'tmp'))).toEqual([basename(scratch)]);
+    expect(await readdir(scratch)).toEqual([]);
   });
 
   it('a corrupt index.json is E_CACHE, not a crash', async () => {

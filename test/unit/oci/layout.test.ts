@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { OciLayout, DockerArchive, refNameMatches } from '../../../pkg/oci/layout.js';
 import { readSmall } from '../../../pkg/oci/source.js';
 
-const images = resolve(__dirname, '../../../../shared/conformance/images');
+const images = resolve(__dirname, '../../data/conformance/images');
 const amd64 = { os: 'linux', architecture: 'amd64' };
 const arm64 = { os: 'linux', architecture: 'arm64', variant: 'v8' };
 

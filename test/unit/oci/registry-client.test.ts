@@ -13,7 +13,7 @@ import { OciLayout, blobPath } from '../../../pkg/oci/layout.js';
 import { RegistryClient } from '../../../pkg/oci/registry/client.js';
 import { Cache } from '../../../pkg/cache/index.js';
 
-const images = resolve(__dirname, '../../../../shared/conformance/images');
+const images = resolve(__dirname, '../../data/conformance/images');
 const layout = new OciLayout(images);
 const amd64 = { os: 'linux', architecture: 'amd64' };
 

@@ -13,7 +13,7 @@ import { OciLayout, type ImageHandle } from '../../../pkg/oci/index.js';
 import { DockyardError } from '../../../pkg/errors.js';
 import { containerIds, convertConfig, checkImageEntry, encodeJson, ALL_CAPABILITIES } from '../../../pkg/plan/ociconfig.js';
 
-const corpus = resolve(__dirname, '../../../../shared/conformance');
+const corpus = resolve(__dirname, '../../data/conformance');
 const casesDir = join(corpus, 'cases');
 const amd64 = { os: 'linux', architecture: 'amd64' };
 
