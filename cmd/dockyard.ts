@@ -159,7 +159,7 @@ program
   .option('--size <size>', 'disk size for disk formats, e.g. 512M, 2G (default: what fits, plus headroom)')
   .option('--max-layer-size <size>', `largest uncompressed image layer accepted (default ${formatSize(defaultLimits.layerBytes)})`)
   .option('--max-output-size <size>', `largest output file written (default ${formatSize(defaultLimits.outputBytes)})`)
-  .option('--timeout <seconds>', `registry timeouts: connecting, waiting for an answer, and any pause in a download (default ${defaultTimeouts.headersMs / 1000})`, parseTimeout)
+  .option('--timeout <seconds>', `registry timeouts, each: connecting, waiting for an answer, a download that stops moving (less than 64 KiB in that time) (default ${defaultTimeouts.headersMs / 1000})`, parseTimeout)
   .option('--strict', 'settings runc refuses at boot (hostname without uts: new, sysctls of a shared namespace) are errors, not warnings')
   .option('--json', 'print outputs, digests and timings as JSON on stdout')
   .action(async (files: string[], o) => {
