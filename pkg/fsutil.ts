@@ -21,7 +21,7 @@ const REASONS: Record<string, string> = {
   EDQUOT: 'disk quota exceeded',
   EROFS: 'read-only file system',
   EISDIR: 'is a directory',
-  ENOTDIR: 'a parent is not a directory',
+  ENOTDIR: 'not a directory (or a parent is not)',
   ELOOP: 'too many levels of symbolic links',
   EMFILE: 'too many open files',
   ENAMETOOLONG: 'name too long',
