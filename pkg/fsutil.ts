@@ -37,6 +37,12 @@ export function errnoReason(e: unknown): string {
   return (code && REASONS[code]) ?? (e as Error)?.message ?? String(e);
 }
 
+/** A failure to read that was "no such file" (the errno error itself, or one fsError wrapped). */
+export function isMissing(e: unknown): boolean {
+  const code = (x: unknown) => (x as NodeJS.ErrnoException | undefined)?.code;
+  return code(e) === 'ENOENT' || code((e as DockyardError | undefined)?.cause) === 'ENOENT';
+}
+
 /** True for errors from the operating system (they carry an errno code). */
 export function isErrno(e: unknown): e is NodeJS.ErrnoException {
   return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string';

@@ -6,6 +6,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { DockyardError } from '../errors.js';
+import { formatSize } from '../limits.js';
 
 const BATCH = 256 * 1024;
 
@@ -164,18 +165,25 @@ export async function forwardZeros(sink: ByteSink, n: number): Promise<void> {
 /** Largest body collectBody gathers unless told otherwise. */
 export const MaxCollectedBytes = 64 * 1024 * 1024;
 
-/** An entry body's bytes, gathered (only for small bodies: more than `limit` bytes is an E_LIMIT error). */
+/**
+ * A body's bytes gathered in memory, counted as they arrive: more than
+ * `limit` is an E_LIMIT error (a stream is destroyed then, not read on).
+ */
 export async function collectBody(body: Buffer | AsyncIterable<Buffer> | undefined, limit = MaxCollectedBytes, what = 'a file'): Promise<Buffer> {
+  const tooLarge = () => new DockyardError('E_LIMIT', `${what} is larger than ${formatSize(limit)}; refused`);
   if (body === undefined) return Buffer.alloc(0);
   if (Buffer.isBuffer(body)) {
-    if (body.length > limit) throw new DockyardError('E_LIMIT', `${what} is larger than ${limit} bytes, too large to hold in memory`);
+    if (body.length > limit) throw tooLarge();
     return body;
   }
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of body) {
     n += c.length;
-    if (n > limit) throw new DockyardError('E_LIMIT', `${what} is larger than ${limit} bytes, too large to hold in memory`);
+    if (n > limit) {
+      (body as { destroy?: () => void }).destroy?.();
+      throw tooLarge();
+    }
     chunks.push(c);
   }
   return Buffer.concat(chunks, n);

@@ -23,11 +23,11 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline as pipelineCb, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline as pipelineCb, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { DockyardError, isDockyardError } from '../errors.js';
-import { checkOutputPath, fsError, outputTemp, readRegular, streamRegular } from '../fsutil.js';
+import { checkOutputPath, fsError, isMissing, outputTemp, readRegular, streamRegular } from '../fsutil.js';
 import { trackTemp, untrackTemp } from '../tempfiles.js';
 import { assertSha256, VerifyDigest } from '../oci/digest.js';
 import { blobPath, ContainerdNameAnnotation, DockerArchive, OciLayout, RefNameAnnotation } from '../oci/layout.js';
@@ -72,21 +72,6 @@ export interface CacheEntry {
 const blobAttempts = 3;
 const emptyIndex = (): Index => ({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] });
 let tmpSeq = 0;
-
-/** Hashes a cached blob as it streams; at the end, a mismatch evicts it and fails the stream. */
-class CheckedRead extends Transform {
-  private readonly hash = createHash('sha256');
-  constructor(private readonly onEnd: (got: string) => Promise<Error | undefined>) {
-    super({ highWaterMark: 1 << 20 });
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    cb(null, chunk);
-  }
-  override _flush(cb: TransformCallback): void {
-    this.onEnd('sha256:' + this.hash.digest('hex')).then((e) => cb(e ?? null), cb);
-  }
-}
 
 export class Cache implements BlobStore {
   /** Blobs this process has hashed in full and found intact. */
@@ -171,14 +156,14 @@ export class Cache implements BlobStore {
     }
   }
 
-  private corrupt(digest: string, got: string, what: string): DockyardError {
+  private corrupt(got: string, what: string): DockyardError {
     return new DockyardError(
       'E_CACHE_CORRUPT',
       `${what}: the cache's copy is corrupt (it hashes to ${got}); removed it from ${this.dir}: pulling or importing the image again restores it`,
     );
   }
 
-  /** Remove a blob found corrupt (another process may have replaced it already: only if it still fails). */
+  /** Remove a blob found corrupt (should another process have just replaced it, it is only fetched again). */
   private async evict(digest: string): Promise<void> {
     this.verified.delete(digest);
     await unlink(this.pathOf(digest)).catch(() => {});
@@ -201,19 +186,16 @@ export class Cache implements BlobStore {
     try {
       src = (await streamRegular(this.pathOf(digest), `${what} in the cache ${this.dir}`, 'E_CACHE')).stream;
     } catch (e) {
-      if ((e as DockyardError).cause && ((e as DockyardError).cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (isMissing(e)) {
         throw new DockyardError('E_IMAGE_NOT_FOUND', `${what} is missing from the cache ${this.dir}; pull the image again`, { cause: e });
       }
       throw e;
     }
-    const check = new CheckedRead(async (got) => {
-      if (got === digest) {
-        this.verified.add(digest);
-        return undefined;
-      }
+    const check = new VerifyDigest(digest, undefined, what, async (got) => {
       await this.evict(digest);
-      return this.corrupt(digest, got, what);
+      return this.corrupt(got, what);
     });
+    check.once('end', () => this.verified.add(digest));
     pipelineCb(src, check, () => {});
     return check;
   }
@@ -227,7 +209,7 @@ export class Cache implements BlobStore {
     const got = 'sha256:' + h.digest('hex');
     if (got !== digest) {
       await this.evict(digest);
-      throw this.corrupt(digest, got, what);
+      throw this.corrupt(got, what);
     }
     this.verified.add(digest);
   }
@@ -297,7 +279,7 @@ export class Cache implements BlobStore {
     try {
       text = (await readRegular(this.indexPath, MaxDocumentBytes * 8, this.indexPath, 'E_CACHE')).toString('utf8');
     } catch (e) {
-      if (((e as DockyardError).cause as NodeJS.ErrnoException)?.code === 'ENOENT') return emptyIndex();
+      if (isMissing(e)) return emptyIndex();
       throw e;
     }
     try {
@@ -348,7 +330,7 @@ export class Cache implements BlobStore {
     try {
       bytes = await readRegular(this.pathOf(digest), MaxDocumentBytes, `${what}: blob ${digest}`, 'E_CACHE');
     } catch (e) {
-      if (((e as DockyardError).cause as NodeJS.ErrnoException)?.code === 'ENOENT') {
+      if (isMissing(e)) {
         throw new DockyardError('E_IMAGE_NOT_FOUND', `${what}: blob ${digest} is missing from the cache ${this.dir}; pull it again`, { cause: e });
       }
       throw e;
@@ -356,7 +338,7 @@ export class Cache implements BlobStore {
     const got = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
     if (got !== digest) {
       await this.evict(digest);
-      throw this.corrupt(digest, got, `${what}: blob ${digest}`);
+      throw this.corrupt(got, `${what}: blob ${digest}`);
     }
     return bytes;
   }

@@ -18,6 +18,7 @@ export function assertSha256(digest: string): string {
 /**
  * A pass-through that fails with E_DIGEST_MISMATCH at the end when the bytes
  * do not hash to `digest` (or their count differs from `size`, when known).
+ * `onMismatch` makes that error instead (the cache evicts the blob first).
  */
 export class VerifyDigest extends Transform {
   private readonly hash = createHash('sha256');
@@ -26,8 +27,9 @@ export class VerifyDigest extends Transform {
     private readonly digest: string,
     private readonly size: number | undefined,
     private readonly what: string,
+    private readonly onMismatch?: (got: string) => Promise<Error>,
   ) {
-    super();
+    super({ highWaterMark: 1 << 20 });
     assertSha256(digest);
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -41,7 +43,9 @@ export class VerifyDigest extends Transform {
   }
   override _flush(cb: TransformCallback): void {
     const got = 'sha256:' + this.hash.digest('hex');
-    if (got !== this.digest) {
+    if (got !== this.digest && this.onMismatch) {
+      this.onMismatch(got).then(cb, cb);
+    } else if (got !== this.digest) {
       cb(new DockyardError('E_DIGEST_MISMATCH', `${this.what}: content hashes to ${got}, expected ${this.digest}`));
     } else if (this.size !== undefined && this.count !== this.size) {
       cb(new DockyardError('E_DIGEST_MISMATCH', `${this.what}: ${this.count} bytes, expected ${this.size} for ${this.digest}`));

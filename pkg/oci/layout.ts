@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline as pipelineCb, type Readable } from 'node:stream';
 import { DockyardError } from '../errors.js';
-import { readRegular, streamRegular } from '../fsutil.js';
+import { isMissing, readRegular, streamRegular } from '../fsutil.js';
 import { trackTemp, untrackTemp } from '../tempfiles.js';
 import { assertSha256, sha256Digest, VerifyDigest } from './digest.js';
 import { parseReference, parseRegistryReference } from './reference.js';
@@ -58,7 +58,7 @@ async function verifiedStream(path: string, desc: Descriptor, ref: string, where
   try {
     src = (await streamRegular(path, `${ref}: blob ${desc.digest} in ${where}`, 'E_IMAGE_NOT_FOUND')).stream;
   } catch (e) {
-    if (((e as DockyardError).cause as NodeJS.ErrnoException)?.code === 'ENOENT') throw new DockyardError('E_IMAGE_NOT_FOUND', `${ref}: blob ${desc.digest} missing from ${where}`, { cause: e });
+    if (isMissing(e)) throw new DockyardError('E_IMAGE_NOT_FOUND', `${ref}: blob ${desc.digest} missing from ${where}`, { cause: e });
     throw e;
   }
   const v = new VerifyDigest(desc.digest, desc.size, `${ref}: blob ${desc.digest} in ${where}`);
@@ -108,7 +108,7 @@ export class OciLayout implements ManifestSource {
     try {
       text = (await readRegular(join(this.dir, 'index.json'), MaxDocumentBytes * 8, `${this.dir}/index.json`, 'E_IMAGE_NOT_FOUND')).toString('utf8');
     } catch (e) {
-      if (((e as DockyardError).cause as NodeJS.ErrnoException)?.code === 'ENOENT') throw new DockyardError('E_IMAGE_NOT_FOUND', `${this.dir} is not an OCI image layout (no index.json)`, { cause: e });
+      if (isMissing(e)) throw new DockyardError('E_IMAGE_NOT_FOUND', `${this.dir} is not an OCI image layout (no index.json)`, { cause: e });
       throw e;
     }
     try {
@@ -149,7 +149,7 @@ export class OciLayout implements ManifestSource {
     try {
       bytes = await readRegular(blobPath(this.dir, digest), MaxDocumentBytes, `${ref}: blob ${digest} in ${this.dir}`, 'E_IMAGE_NOT_FOUND');
     } catch (e) {
-      if (((e as DockyardError).cause as NodeJS.ErrnoException)?.code === 'ENOENT') throw new DockyardError('E_IMAGE_NOT_FOUND', `${ref}: blob ${digest} missing from ${this.dir}`, { cause: e });
+      if (isMissing(e)) throw new DockyardError('E_IMAGE_NOT_FOUND', `${ref}: blob ${digest} missing from ${this.dir}`, { cause: e });
       throw e;
     }
     const got = sha256Digest(bytes);

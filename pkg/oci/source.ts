@@ -5,6 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import { DockyardError } from '../errors.js';
+import { collectBody } from '../archive/sink.js';
 import { choosePlatform, parseManifest } from './manifest.js';
 import type { Descriptor, ImageConfigFile, ImageHandle, ImageSource, Manifest, Platform } from './types.js';
 import { sha256Digest } from './digest.js';
@@ -37,18 +38,8 @@ export interface Resolved {
 /** Largest manifest or config we read into memory (they are JSON documents). */
 export const MaxDocumentBytes = 8 << 20;
 
-export async function readSmall(stream: Readable, what: string, limit = MaxDocumentBytes): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of stream) {
-    n += (c as Buffer).length;
-    if (n > limit) {
-      stream.destroy();
-      throw new DockyardError('E_REGISTRY', `${what}: larger than ${limit} bytes`);
-    }
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
+export function readSmall(stream: Readable, what: string, limit = MaxDocumentBytes): Promise<Buffer> {
+  return collectBody(stream, limit, what);
 }
 
 /**

@@ -164,6 +164,28 @@ describe('cut short: signals and a full disk (row 16)', () => {
     await expectNothingLeft(sb, before);
   }, 180_000);
 
+  it.skipIf(!isRoot)('a cache on a full file system mid-pull and mid-import: one line, nothing left, nothing committed', async () => {
+    // A registry serving a 1 MB layer; the cache on a 512 KiB tmpfs.
+    const layout = await hostileLayout(sb, 'zeros', [{ ref: '127.0.0.1:5000/fixtures/zeros:1', layers: [{ zeros: 1 << 30, name: 'z' }] }]);
+    const reg = await hostileRegistry(layout);
+    const small = join(sb.root, 'small-cache');
+    await mkdir(small);
+    const report = `echo "LEFT:$(ls -A "${small}/tmp" 2>/dev/null | tr '\n' ' ')|BLOBS:$(ls "${small}/blobs/sha256" 2>/dev/null | wc -l)"`;
+    try {
+      for (const args of [
+        ['cache', '--cache', small, 'pull', `${reg.host}/ok/zeros:1`],
+        ['cache', '--cache', small, 'import', layout],
+      ]) {
+        const r = await run(sb, args, { wrap: inMountNamespaceThen(`mount -t tmpfs -o size=512k tmpfs "${small}"`, report) });
+        expectOneLine(r, /cannot store blob sha256:[0-9a-f]{64} in the cache .*small-cache: no space left on device|cannot write to the cache .*: no space left on device/);
+        // Its temp files gone; the config may be stored, the layer is not.
+        expect(r.stdout).toMatch(/^LEFT:\s*\|BLOBS:\s*[01]$/m);
+      }
+    } finally {
+      await reg.close();
+    }
+  }, 60_000);
+
   it('the same cache then builds the reference system byte for byte', async () => {
     expect(Object.keys(await freshDigests()).length).toBeGreaterThan(0);
     await expectRecovers(sb);

@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { DockyardError } from '../../errors.js';
-import { readRegular } from '../../fsutil.js';
+import { isMissing, readRegular } from '../../fsutil.js';
 import { MaxDockerConfigBytes } from '../../limits.js';
 
 export interface Credentials {
@@ -50,7 +50,7 @@ export function dockerConfigCredentials(path = dockerConfigPath()): CredentialLo
         }
       },
       (e) => {
-        if (((e as DockyardError).cause as NodeJS.ErrnoException)?.code === 'ENOENT') return {} as DockerConfig;
+        if (isMissing(e)) return {} as DockerConfig;
         throw e;
       },
     ));

@@ -20,7 +20,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { DockyardError } from '../../errors.js';
-import { formatSize } from '../../limits.js';
+import { collectBody } from '../../archive/sink.js';
 
 export interface Timeouts {
   /** TCP connect plus TLS handshake. */
@@ -196,19 +196,7 @@ function makeResponse(status: number, url: string, headers: http.IncomingHttpHea
       return Array.isArray(v) ? v.join(', ') : v;
     },
     body,
-    async read(limit, what) {
-      const chunks: Buffer[] = [];
-      let n = 0;
-      for await (const c of body) {
-        n += (c as Buffer).length;
-        if (n > limit) {
-          body.destroy();
-          throw new DockyardError('E_REGISTRY', `${label}: ${what} is larger than ${formatSize(limit)}; refused`);
-        }
-        chunks.push(c as Buffer);
-      }
-      return Buffer.concat(chunks, n);
-    },
+    read: (limit, what) => collectBody(body, limit, `${label}: ${what}`),
     discard() {
       if (!body.destroyed) body.destroy();
     },
