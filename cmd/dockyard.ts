@@ -8,8 +8,8 @@ import { basename, extname, resolve } from 'node:path';
 import { homedir } from 'node:os';
 import { rm } from 'node:fs/promises';
 import { isDockyardError, formatProblem, DockyardError } from '../pkg/errors.js';
-import { readSpecInputs, loadSpecs, renderSpecYaml } from '../pkg/spec/index.js';
-import { checkImageEntry, runtimeRefusals } from '../pkg/plan/ociconfig.js';
+import { readSpecInputs, loadSpecs, nothingToBuild, renderSpecYaml } from '../pkg/spec/index.js';
+import { checkImageEntry, describeRefusal, runtimeRefusals } from '../pkg/plan/ociconfig.js';
 import { build, loadOrThrow, defaultEpoch, type Arch } from '../pkg/build/build.js';
 import { defaultLimits, formatSize, MaxEpoch, parseSize } from '../pkg/limits.js';
 import { defaultTimeouts, timeoutsOf } from '../pkg/oci/registry/http.js';
@@ -240,16 +240,15 @@ program
     const lines = problems.map(formatProblem);
     const at = (p: { file: string; line: number; col: number } | undefined, msg: string) => (p ? `${p.file}:${p.line}:${p.col}: ${msg}` : msg);
     if (spec) {
-      if (!spec.kernel && spec.init.length + spec.onboot.length + spec.onshutdown.length + spec.services.length + spec.files.length + spec.volumes.length === 0) {
-        lines.push(`${spec.sources.join(', ')}: nothing to build: the spec has no kernel, init, onboot, onshutdown, services, files or volumes`);
-      }
+      const empty = nothingToBuild(spec);
+      if (empty) lines.push(empty);
       const sections = [['onboot', spec.onboot], ['onshutdown', spec.onshutdown], ['services', spec.services]] as const;
       for (const [section, list] of sections) {
         list.forEach((entry, i) => {
           for (const msg of checkImageEntry(entry)) lines.push(at(entry.pos, msg));
           // What the YAML alone shows; a build also weighs the image's label.
           for (const r of runtimeRefusals(entry, false)) {
-            const w = at(entry.keyPos?.[r.key.join('/')] ?? entry.keyPos?.[r.key[0]] ?? entry.pos, `${section}[${i}] (${entry.name}): ${r.message}`);
+            const w = describeRefusal(entry, `${section}[${i}]`, r);
             if (o.strict) lines.push(`${w} (--strict)`);
             else warnings.push(w);
           }

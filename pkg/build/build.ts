@@ -5,7 +5,7 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockyardError, formatProblem, type SpecProblem } from '../errors.js';
-import { loadSpecs, parseImageLabel, renderMetadata } from '../spec/index.js';
+import { loadSpecs, nothingToBuild, parseImageLabel, renderMetadata } from '../spec/index.js';
 import type { Spec } from '../spec/types.js';
 import { Cache, resolveAll } from '../cache/index.js';
 import { plan, type PlannedComponent } from '../plan/plan.js';
@@ -113,7 +113,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const emit = opts.emit ?? (() => {});
   const { spec, warnings } = loadOrThrow(opts.inputs);
   for (const w of warnings) emit({ kind: 'warning', message: w });
-  if (isEmpty(spec)) throw new DockyardError('E_SPEC_INVALID', `${spec.sources.join(', ')}: nothing to build: the spec has no kernel, init, onboot, onshutdown, services, files or volumes`);
+  const empty = nothingToBuild(spec);
+  if (empty) throw new DockyardError('E_SPEC_INVALID', empty);
   // Fail on unknown formats and unusable output places before pulling anything.
   const formats = opts.formats.map((f) => getFormat(f));
   for (const f of formats) {
@@ -146,10 +147,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       throw again;
     }
   }
-}
-
-function isEmpty(spec: Spec): boolean {
-  return !spec.kernel && spec.init.length === 0 && spec.onboot.length === 0 && spec.onshutdown.length === 0 && spec.services.length === 0 && spec.files.length === 0 && spec.volumes.length === 0;
 }
 
 async function attempt(opts: BuildOptions, spec: Spec, formats: Format[], warnings: string[]): Promise<BuildResult> {

@@ -546,6 +546,12 @@ export interface NamespaceView {
   sysctl?: Record<string, string>;
 }
 
+/** `file:line:col: onboot[0] (name): message`, at the key that asks for it (else at the entry). */
+export function describeRefusal(entry: ImageSpec, where: string, r: Refusal): string {
+  const p = entry.keyPos?.[r.key.join('/')] ?? entry.keyPos?.[r.key[0]] ?? entry.pos;
+  return `${p ? `${p.file}:${p.line}:${p.col}: ` : ''}${where} (${entry.name}): ${r.message}`;
+}
+
 /** sysctls of the IPC namespace (runc libcontainer/configs/validate: sysctl). */
 const IPC_SYSCTLS = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
 

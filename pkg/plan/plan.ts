@@ -9,7 +9,7 @@ import type { Spec, ImageSpec, ImageConfig, VolumeSpec } from '../spec/types.js'
 import type { BlobStore, ImageHandle } from '../oci/types.js';
 import type { Entry, Segment } from '../rootfs/entry.js';
 import { DockyardError } from '../errors.js';
-import { containerIds, convertConfig, encodeJson } from './ociconfig.js';
+import { containerIds, convertConfig, describeRefusal, encodeJson } from './ociconfig.js';
 import { imageSegment, kernelSegment, filesSegment, ociVolumeSegment, staticSegment, initApkDbSegment, prefixDirs } from '../rootfs/index.js';
 
 export type Section = 'onboot' | 'onshutdown' | 'services';
@@ -155,10 +155,7 @@ export async function plan(input: PlanInput): Promise<Plan> {
         placement: { dir: bundle, sharedWith: sharedRoot },
         volumes,
       });
-      for (const r of converted.refusals) {
-        const at = entry.keyPos?.[r.key.join('/')] ?? entry.keyPos?.[r.key[0]] ?? entry.pos;
-        warnings.push(`${at ? `${at.file}:${at.line}:${at.col}: ` : ''}${section}[${i}] (${entry.name}): ${r.message}`);
-      }
+      for (const r of converted.refusals) warnings.push(describeRefusal(entry, `${section}[${i}]`, r));
       const root = `${bundle}/${converted.readonly ? 'rootfs' : 'lower'}`;
       const generated: Entry[] = [];
       if (sharedRoot === undefined) {

@@ -259,6 +259,13 @@ function expandHome(p: string): string {
   return p.length > 2 && p.startsWith('~/') ? homedir() + p.slice(1) : p;
 }
 
+/** Why a spec cannot be built at all (it holds nothing), or undefined. */
+export function nothingToBuild(spec: Spec): string | undefined {
+  const parts = spec.init.length + spec.onboot.length + spec.onshutdown.length + spec.services.length + spec.files.length + spec.volumes.length;
+  if (spec.kernel || parts > 0) return undefined;
+  return `${spec.sources.join(', ')}: nothing to build: the spec has no kernel, init, onboot, onshutdown, services, files or volumes`;
+}
+
 /** Merges and checks several parsed specs (later files extend earlier ones). */
 export function loadSpecs(inputs: SpecInput[], opts: LoadOptions = {}): LoadResult {
   const problems: SpecProblem[] = [];
