@@ -5,12 +5,22 @@
  * names carry the run's host tag and pid, so the next run can tell them
  * from a live run's and sweep them (pkg/cache/scratch.ts, pkg/formats/output.ts).
  */
-import { rmSync } from 'node:fs';
+import { appendFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 
 const live = new Set<string>();
 let hooked = false;
+/** A file in this run's scratch directory listing temp files made elsewhere (beside outputs), for the sweep after a SIGKILL. */
+let journal: string | undefined;
+
+/** Where temp files made outside the scratch directory are recorded (pkg/cache/scratch.ts sets it). */
+export function setTempJournal(path: string): void {
+  journal = path;
+}
+
+export const JOURNAL_NAME = 'elsewhere';
 
 /** Eight hex digits naming this host (a cache may be shared between machines). */
 export const hostTag = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
@@ -20,6 +30,13 @@ export const runTag = `${hostTag}-${process.pid}`;
 
 export function trackTemp(path: string): void {
   live.add(path);
+  if (journal && !path.startsWith(dirname(journal) + '/')) {
+    try {
+      appendFileSync(journal, path + '\n');
+    } catch {
+      /* the sweep of this output's directory still finds it */
+    }
+  }
   if (!hooked) {
     hooked = true;
     process.once('exit', removeTempsSync);

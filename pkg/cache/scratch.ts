@@ -4,15 +4,18 @@
  * into the cache. Removed when the process exits (pkg/tempfiles.ts); the
  * next run that takes the cache's lock sweeps those of runs that are gone.
  *
+ * Temp files a run makes beside its outputs are listed in its directory
+ * (`elsewhere`): the sweep removes them too, wherever they are.
+ *
  * A cache that cannot be written (a read-only mount, no permission) still
  * serves builds of what it holds: the scratch directory is then made under
  * the system's temp directory and nothing is stored in the cache.
  */
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fsError } from '../fsutil.js';
-import { runTag, tempIsStale, trackTemp } from '../tempfiles.js';
+import { JOURNAL_NAME, runTag, setTempJournal, tempIsStale, trackTemp } from '../tempfiles.js';
 import { withLock } from './lock.js';
 
 export interface Scratch {
@@ -53,6 +56,7 @@ async function make(cacheDir: string): Promise<Scratch> {
     return { dir, readOnly: true };
   }
   trackTemp(dir);
+  setTempJournal(join(dir, JOURNAL_NAME));
   await sweep(cacheDir).catch(() => {});
   return { dir, readOnly: false };
 }
@@ -72,6 +76,15 @@ export async function sweep(cacheDir: string): Promise<string[]> {
           if (!st) continue;
           const stale = tempIsStale(name, st.mtimeMs) ?? Date.now() - st.mtimeMs > LEGACY_GRACE_MS;
           if (!stale) continue;
+          // The run's temp files beside outputs: those still carrying its tag.
+          const tag = /^run-([0-9a-f]{8}-\d+)-/.exec(name)?.[1];
+          const elsewhere = tag ? await readFile(join(p, JOURNAL_NAME), 'utf8').catch(() => '') : '';
+          for (const f of elsewhere.split('\n')) {
+            if (f && basename(f).startsWith('.') && basename(f).includes(`.${tag}-`) && f.endsWith('.tmp')) {
+              await rm(f, { force: true });
+              removed.push(f);
+            }
+          }
           await rm(p, { recursive: true, force: true });
           removed.push(p);
         }

@@ -118,12 +118,16 @@ describe('cut short: signals and a full disk (row 16)', () => {
     });
   }
 
-  it('SIGKILL mid-build leaves temp files; the next run on the same cache and directory sweeps them', async () => {
+  it('SIGKILL mid-build leaves temp files; the next run on the same cache sweeps them, wherever they are', async () => {
     const r = await run(sb, ['build', '--offline', '--cache', sb.cache, '-f', 'tar', '--dir', sb.out, 'gig.yml'], { signal: { name: 'SIGKILL', when: /^write /m } });
     expect(r.exitCode).toBe(-9);
-    const leftTmp = await cacheTmp();
-    const leftOut = (await readdir(sb.out)).filter((n) => n.endsWith('.tmp'));
-    expect(leftTmp.length + leftOut.length, 'the killed run left something to sweep').toBeGreaterThan(0);
+    expect((await cacheTmp()).length, 'the killed run left its scratch directory').toBe(1);
+    expect((await readdir(sb.out)).filter((n) => n.endsWith('.tmp')).length, 'and a temp file beside its output').toBe(1);
+    // Another build on the same cache, into another directory: it holds the cache lock and sweeps both.
+    const other = await run(sb, ['build', '--offline', '--cache', sb.cache, '-f', 'tar', '--dir', join(sb.root, 'other-out'), 'ref.yml']);
+    expect(other.exitCode, other.stderr).toBe(0);
+    expect(await cacheTmp()).toEqual([]);
+    expect(await readdir(sb.out)).toEqual([]);
     const ok = await run(sb, ['build', '--offline', '--cache', sb.cache, '-f', 'tar', '--dir', sb.out, 'gig.yml'], { cap: 120 });
     expect(ok.exitCode, ok.stderr).toBe(0);
     expect(await cacheTmp()).toEqual([]);
