@@ -4,7 +4,7 @@
  * failure every temp file is removed, so no partial output is left.
  */
 import { constants as fsConstants, createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { appendFile, chmod, copyFile as copyFileFs, rename, rm, mkdir, stat } from 'node:fs/promises';
+import { appendFile, chmod, copyFile as copyFileFs, rename, rm, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { DockyardError } from '../errors.js';
@@ -182,12 +182,3 @@ export class Progress implements ByteSink {
 }
 
 const PROGRESS_STEP = 16 * 1024 * 1024;
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
