@@ -11,10 +11,10 @@
  * serves builds of what it holds: the scratch directory is then made under
  * the system's temp directory and nothing is stored in the cache.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
-import { fsError } from '../fsutil.js';
+import { basename, isAbsolute, join } from 'node:path';
+import { fsError, readRegular } from '../fsutil.js';
 import { JOURNAL_NAME, runTag, setTempJournal, tempIsStale, trackTemp } from '../tempfiles.js';
 import { withLock } from './lock.js';
 
@@ -76,14 +76,17 @@ export async function sweep(cacheDir: string): Promise<string[]> {
           if (!st) continue;
           const stale = tempIsStale(name, st.mtimeMs) ?? Date.now() - st.mtimeMs > LEGACY_GRACE_MS;
           if (!stale) continue;
-          // The run's temp files beside outputs: those still carrying its tag.
+          // The run's temp files beside outputs: only names outputTemp() gives, with this run's tag
+          // (the journal is in the cache: whatever else it lists is not removed).
           const tag = /^run-([0-9a-f]{8}-\d+)-/.exec(name)?.[1];
-          const elsewhere = tag ? await readFile(join(p, JOURNAL_NAME), 'utf8').catch(() => '') : '';
-          for (const f of elsewhere.split('\n')) {
-            if (f && basename(f).startsWith('.') && basename(f).includes(`.${tag}-`) && f.endsWith('.tmp')) {
-              await rm(f, { force: true });
-              removed.push(f);
-            }
+          const elsewhere = tag ? await readRegular(join(p, JOURNAL_NAME), 1 << 20, 'journal', 'E_CACHE').catch(() => Buffer.alloc(0)) : Buffer.alloc(0);
+          const ours = new RegExp(`^\\..+\\.${tag}-[0-9a-f]{8}\\.tmp$`);
+          for (const f of elsewhere.toString('utf8').split('\n')) {
+            if (!isAbsolute(f) || !ours.test(basename(f))) continue;
+            const st = await lstat(f).catch(() => undefined);
+            if (!st?.isFile()) continue;
+            await rm(f, { force: true });
+            removed.push(f);
           }
           await rm(p, { recursive: true, force: true });
           removed.push(p);

@@ -58,8 +58,7 @@ export class Outputs {
       stream.once('open', () => res());
       stream.once('error', (e) => rej(fsError('E_OUTPUT', `cannot write ${path}`, e)));
     });
-    // Later write errors (ENOSPC) reach the writer through the sink's drain wait or end().
-    stream.on('error', () => {});
+    // Later write errors (ENOSPC): the Sink listens for them from here on and throws them, naming the file.
     const sink = new Sink([stream], { limit: this.limit(path), onError: (e) => fsError('E_OUTPUT', `cannot write ${path}`, e) });
     entry.sink = sink;
     return { path, sink };

@@ -25,7 +25,7 @@ function payloadKind(b: Buffer): string {
 }
 
 /** No kernel comes near this uncompressed; a gzip bomb stops here. */
-const MaxKernelBytes = 512 * 1024 * 1024;
+export const MaxKernelBytes = 512 * 1024 * 1024;
 
 function gunzipKernel(b: Buffer, label: string): Buffer {
   try {

@@ -21,7 +21,7 @@ import type { Entry, Segment } from './entry.js';
 import { flattenLayers, layerTooLarge, LinkGuard, tarEntries, verifyLayers } from './layers.js';
 import { ROOTFS_VERSION } from './image.js';
 import { sha256hex } from '../hash.js';
-import { decompressKernel } from './decompress.js';
+import { decompressKernel, MaxKernelBytes } from './decompress.js';
 import { openSealed, SealedWriter, type SealedFile } from '../cache/sealed.js';
 import { bodyChunks, collectBody } from '../archive/sink.js';
 import { defaultLimits } from '../limits.js';
@@ -98,8 +98,8 @@ async function spool(o: KernelSegmentOptions, base: string): Promise<Spooled> {
         if (which === 'kernel' && kernel) throw new DockyardError('E_KERNEL', `${label}: more than one kernel`);
         const w = open(which);
         if (which === 'kernel' && o.decompress) {
-          // The whole kernel in memory: it is a few tens of MiB, and the bzImage header is read by offset.
-          const raw = await collectBody(e.body, o.maxLayerBytes ?? defaultLimits.layerBytes);
+          // The whole kernel in memory (a few tens of MiB; the bzImage header is read by offset), capped like its decompressed form.
+          const raw = await collectBody(e.body, MaxKernelBytes, `${label}: /${p}`);
           await w.write(decompressKernel(raw, `${label}: /${p}`));
         } else {
           for await (const c of bodyChunks(e.body)) await w.write(c);
