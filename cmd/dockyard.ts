@@ -204,6 +204,7 @@ program
             insecureRegistries: o.insecureRegistry,
             mirrors: parseMirrors(o.mirror),
             epoch: epochFromEnv(),
+            epochGiven: (process.env.SOURCE_DATE_EPOCH ?? '') !== '',
             sbom: o.sbom,
             decompressKernel: o.decompressKernel,
             components: parseComponentFlags(o.component),

@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'E_LAYER_UNSAFE' // a layer tries to escape (../, absolute link outside)
   | 'E_LAYER_FORMAT' // a layer is not a tar we can read
   | 'E_KERNEL' // kernel image lacks what we need
+  | 'E_PACKAGE' // a package: section cannot be built (a source missing from its image, two sources for one path)
   | 'E_COMPONENT' // a bootloader component image is missing, or lacks a file a format needs
   | 'E_UNSUPPORTED_FORMAT'
   | 'E_UNSUPPORTED_ARCH'

@@ -1,7 +1,7 @@
 /**
  * Deterministic tar encoding (POSIX.1-1988 ustar headers, POSIX.1-2001 pax
- * extended headers only when a value does not fit). No user/group names, no
- * atime/ctime, names and modes exactly as given: same entries, same bytes.
+ * extended headers only when a value does not fit). User/group names only
+ * where an entry carries them (packages), no atime/ctime, names and modes exactly as given: same entries, same bytes.
  *
  * Header layout (POSIX.1-1988 §10.1.1):
  *   0 name[100]  100 mode[8]  108 uid[8]  116 gid[8]  124 size[12]
@@ -57,6 +57,8 @@ function rawHeader(f: {
   linkname: string;
   devmajor: number;
   devminor: number;
+  uname?: string;
+  gname?: string;
 }): Buffer {
   const h = Buffer.alloc(BLOCK);
   putStr(h, 0, 100, f.name);
@@ -69,6 +71,8 @@ function rawHeader(f: {
   putStr(h, 157, 100, f.linkname);
   h.write('ustar\0', 257, 6, 'ascii');
   h.write('00', 263, 2, 'ascii');
+  if (f.uname) putStr(h, 265, 31, f.uname);
+  if (f.gname) putStr(h, 297, 31, f.gname);
   putOctal(h, 329, 8, f.devmajor);
   putOctal(h, 337, 8, f.devminor);
   putStr(h, 345, 155, f.prefix);
@@ -138,6 +142,8 @@ export function tarHeader(e: Entry, epoch: number): Buffer {
     linkname: link,
     devmajor: e.devmajor ?? 0,
     devminor: e.devminor ?? 0,
+    uname: e.uname,
+    gname: e.gname,
   };
   const ustar = rawHeader(fields);
   if (records.length === 0) return ustar;

@@ -8,7 +8,7 @@ import { DockyardError, formatProblem, type SpecProblem } from '../errors.js';
 import { loadSpecs, nothingToBuild, parseImageLabel, renderMetadata } from '../spec/index.js';
 import type { Spec } from '../spec/types.js';
 import { Cache, resolveAll } from '../cache/index.js';
-import { plan, type PlannedComponent } from '../plan/plan.js';
+import { plan, type PlanInput, type PlannedComponent } from '../plan/plan.js';
 import { getFormat } from '../formats/index.js';
 import { releaseShared } from '../formats/shared.js';
 import { staticSegment } from '../rootfs/index.js';
@@ -18,6 +18,7 @@ import { checkOutputPath, fsError } from '../fsutil.js';
 import type { Limits } from '../limits.js';
 import type { Timeouts } from '../oci/registry/http.js';
 import { Components, componentRef } from '../components/components.js';
+import { makePackagePlans, packageImageRefs, type PackagePlans } from '../package/plan.js';
 
 export type Arch = 'amd64' | 'arm64';
 
@@ -37,6 +38,13 @@ export interface BuildOptions {
   mirrors?: Record<string, string>;
   /** Seconds since the epoch used for every timestamp (SOURCE_DATE_EPOCH). */
   epoch: number;
+  /**
+   * The epoch was given (SOURCE_DATE_EPOCH set). When it was not, packages
+   * take their time from the newest changelog entry, as dpkg does, else
+   * from packageDefaultEpoch: an epoch of 0 would make every file
+   * "ancient" to lintian.
+   */
+  epochGiven?: boolean;
   /** Write sbom.spdx.json into the root filesystem (LinuxKit's default). */
   sbom?: boolean;
   /** Write the kernel uncompressed (gzip Image, or a bzImage's gzip payload). */
@@ -56,6 +64,16 @@ export interface BuildOptions {
 }
 
 export const defaultEpoch = 0;
+
+/** 2000-01-01T00:00:00Z: packages' time when neither SOURCE_DATE_EPOCH nor a dated changelog entry gives one. */
+export const packageDefaultEpoch = 946684800;
+
+/** The seconds every timestamp of a package carries. */
+export function packageEpoch(spec: Spec, opts: Pick<BuildOptions, 'epoch' | 'epochGiven'>): number {
+  if (opts.epochGiven) return opts.epoch;
+  const dated = (spec.package?.changelog ?? []).flatMap((c) => (c.date === undefined ? [] : [c.date]));
+  return dated.length > 0 ? Math.max(...dated) : packageDefaultEpoch;
+}
 
 /** Formats of one build written at the same time, at most. */
 const FORMATS_AT_ONCE = 16;
@@ -95,7 +113,7 @@ export function loadOrThrow(inputs: { file: string; text: string }[]): { spec: S
 }
 
 /** The outputs' places, checked before anything is pulled: --dir a directory, each output free or a regular file. */
-async function checkOutputs(opts: BuildOptions, formats: Format[]): Promise<void> {
+async function checkOutputs(opts: BuildOptions, spec: Spec, formats: Format[]): Promise<void> {
   if (opts.outFile === '-') return;
   if (opts.outFile === undefined) {
     const st = await stat(opts.dir).catch((e: NodeJS.ErrnoException) => {
@@ -105,7 +123,7 @@ async function checkOutputs(opts: BuildOptions, formats: Format[]): Promise<void
     if (st && !st.isDirectory()) throw new DockyardError('E_OUTPUT', `--dir ${opts.dir} exists and is not a directory`);
   }
   for (const f of formats) {
-    for (const file of opts.outFile ? [opts.outFile] : f.files(opts.name)) await checkOutputPath(opts.outFile ? file : join(opts.dir, file), opts.outFile ? '-o' : 'output');
+    for (const file of opts.outFile ? [opts.outFile] : f.files(opts.name, { spec, arch: opts.arch })) await checkOutputPath(opts.outFile ? file : join(opts.dir, file), opts.outFile ? '-o' : 'output');
   }
 }
 
@@ -122,15 +140,17 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       throw new DockyardError('E_UNSUPPORTED_ARCH', `format ${f.name} does not exist for ${opts.arch} (it does for ${f.arches.join(', ')})`);
     }
   }
+  for (const f of formats) f.check?.({ spec, arch: opts.arch });
+  if (opts.outFile !== undefined && formats.some((f) => f.input === 'package') && formats.length > 1) throw new DockyardError('E_USAGE', '-o writes one output: give one format');
   const seen = new Map<string, string>();
   for (const f of formats) {
-    for (const file of opts.outFile ? [opts.outFile] : f.files(opts.name)) {
+    for (const file of opts.outFile ? [opts.outFile] : f.files(opts.name, { spec, arch: opts.arch })) {
       const other = seen.get(file);
       if (other !== undefined && other !== f.name) throw new DockyardError('E_USAGE', `formats ${other} and ${f.name} both write ${file}: build them into different --dir`);
       seen.set(file, f.name);
     }
   }
-  await checkOutputs(opts, formats);
+  await checkOutputs(opts, spec, formats);
   try {
     return await attempt(opts, spec, formats, warnings);
   } catch (e) {
@@ -175,7 +195,10 @@ async function attempt(opts: BuildOptions, spec: Spec, formats: Format[], warnin
     onProgress: emit,
     signal: opts.signal,
   };
-  const images = await resolveAll(imageRefs(spec), resolveOpts);
+  const rootfs = formats.some((f) => f.input !== 'package');
+  const packaged = formats.some((f) => f.input === 'package');
+  const refs = [...new Set([...(rootfs ? imageRefs(spec) : []), ...(packaged ? packageImageRefs(spec) : [])])];
+  const images = await resolveAll(refs, resolveOpts);
   for (const [name, ref] of componentRefs) {
     try {
       for (const [r, h] of await resolveAll([ref], resolveOpts)) images.set(r, h);
@@ -195,7 +218,7 @@ async function attempt(opts: BuildOptions, spec: Spec, formats: Format[], warnin
   const derivedDir = scratch.readOnly ? scratch.dir : join(opts.cacheDir, 'segments');
   if (!scratch.readOnly) await mkdir(derivedDir, { recursive: true }).catch((e) => Promise.reject(fsError('E_CACHE', `cannot write to the cache ${opts.cacheDir}`, e)));
   const warn = (message: string) => emit({ kind: 'warning', message });
-  const p = await plan({
+  const planInput: PlanInput = {
     spec,
     images,
     store: cache,
@@ -208,19 +231,31 @@ async function attempt(opts: BuildOptions, spec: Spec, formats: Format[], warnin
     maxLayerBytes: opts.limits?.layerBytes,
     warn,
     signal: opts.signal,
-  });
+  };
+  const p = rootfs ? await plan(planInput) : { segments: [], components: [], bundles: [], warnings: [] };
   for (const w of p.warnings) {
     if (opts.strict) throw new DockyardError('E_SPEC_INVALID', `${w} (--strict)`);
     emit({ kind: 'warning', message: w });
   }
-  if (opts.sbom !== false) {
+  if (opts.sbom !== false && rootfs) {
     const body = renderSbom(p.components, opts.epoch);
     p.segments.push(staticSegment('sbom', [{ path: sbomPath, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, body }]));
   }
   lap('plan');
 
   const outputs: BuildResult['outputs'] = [];
+  let packages: PackagePlans | undefined;
   try {
+    if (packaged) {
+      const pkgEpoch = packageEpoch(spec, opts);
+      packages = await makePackagePlans({ ...planInput, epoch: pkgEpoch, arch: opts.arch });
+      for (const w of packages.warnings) {
+        if (opts.strict) throw new DockyardError('E_SPEC_INVALID', `${w} (--strict)`);
+        emit({ kind: 'warning', message: w });
+      }
+      lap('package');
+    }
+    const pkgs = packages;
     if (opts.outFile === undefined) await mkdir(opts.dir, { recursive: true }).catch((e) => Promise.reject(fsError('E_OUTPUT', `cannot make --dir ${opts.dir}`, e)));
     // Formats run side by side: the work they share is made once
     // (pkg/formats/shared.ts), and what each does alone is mostly waiting on
@@ -239,6 +274,8 @@ async function attempt(opts: BuildOptions, spec: Spec, formats: Format[], warnin
       components,
       diskSize: opts.diskSize,
       maxOutputBytes: opts.limits?.outputBytes,
+      spec,
+      packagePlan: pkgs ? (f: 'deb' | 'rpm' | 'pacman') => pkgs.plan(f) : undefined,
       emit,
       signal: opts.signal,
     };
@@ -268,6 +305,7 @@ async function attempt(opts: BuildOptions, spec: Spec, formats: Format[], warnin
     throw e;
   } finally {
     await releaseShared(p.segments);
+    await packages?.close();
   }
   return { outputs, components: p.components, timings, warnings };
 }

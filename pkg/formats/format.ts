@@ -4,6 +4,8 @@
  */
 import type { Segment } from '../rootfs/entry.js';
 import type { Components } from '../components/components.js';
+import type { Spec, PackagerName } from '../spec/types.js';
+import type { PackagePlan } from '../package/types.js';
 
 export type ProgressEvent =
   | { kind: 'pull-start'; ref: string; total: number }
@@ -43,6 +45,14 @@ export interface FormatContext {
   diskSize?: number;
   /** Largest output file (--max-output-size); Outputs refuses to write past it. */
   maxOutputBytes?: number;
+  /** The spec being built. */
+  spec: Spec;
+  /**
+   * For formats whose input is 'package': the package plan of the spec for
+   * this format (metadata with its overrides, contents resolved from the
+   * images once for every format of the build, scripts).
+   */
+  packagePlan?(format: PackagerName): PackagePlan;
   emit(ev: ProgressEvent): void;
   signal?: AbortSignal;
 }
@@ -53,10 +63,23 @@ export interface OutputFile {
   sha256: string;
 }
 
+/** What a format's output file names depend on. */
+export interface OutputTarget {
+  spec: Spec;
+  arch: 'amd64' | 'arm64';
+}
+
 export interface Format {
   readonly name: string;
-  /** Output file names (relative to dir) this format writes for `name`. */
-  files(name: string): string[];
+  /** Output file names (relative to dir) this format writes for `name` (packages: as their ecosystem names them). */
+  files(name: string, target: OutputTarget): string[];
+  /**
+   * What it is written from: the root filesystem's segments (default), or
+   * the spec's package plan (`package:` section, its containers and images).
+   */
+  readonly input?: 'rootfs' | 'package';
+  /** Problems found in the spec before anything is pulled (package names and versions): throws one clear error. */
+  check?(target: OutputTarget): void;
   /** Architectures it supports (default: both). */
   readonly arches?: readonly ('amd64' | 'arm64')[];
   /**

@@ -10,6 +10,7 @@ import { isoBiosFormat } from './iso-bios/index.js';
 import { isoEfiFormat } from './iso-efi/index.js';
 import { isoHybridFormat } from './iso-hybrid/index.js';
 import { isoEfiInitrdFormat } from './iso-efi-initrd/index.js';
+import { debFormat } from './deb/index.js';
 import { qcow2EfiFormat, qcow2BiosFormat, vhdFormat, dynamicVhdFormat, vmdkFormat, azureFormat, gcpFormat, awsFormat } from './vdisk/index.js';
 
 const formats = new Map<string, Format>([
@@ -31,6 +32,7 @@ const formats = new Map<string, Format>([
   [azureFormat.name, azureFormat],
   [gcpFormat.name, gcpFormat],
   [awsFormat.name, awsFormat],
+  [debFormat.name, debFormat],
 ]);
 
 export const formatNames: string[] = [...formats.keys()];

@@ -35,6 +35,8 @@ export interface PlanInput {
   /** Non-fatal findings (a derived file found corrupt and made again). */
   warn?: (message: string) => void;
   signal?: AbortSignal;
+  /** Where bundles go, relative to the output root: `containers` (LinuxKit), or below a package's prefix. */
+  containersDir?: string;
 }
 
 /** What was placed where: for --json, the SBOM and error messages. */
@@ -46,9 +48,20 @@ export interface PlannedComponent {
   path: string;
 }
 
+/** A container bundle as planned: packages start it with a generated systemd unit. */
+export interface PlannedBundle {
+  section: Section;
+  name: string;
+  /** The bundle directory, relative to the output root. */
+  dir: string;
+  /** What LinuxKit's runtime does before `runc run`: the runtime.json of the bundle. */
+  runtime: { mounts: { destination: string; type?: string; source?: string; options?: string[] }[]; mkdir: string[]; interfaces: unknown[]; bindNS: Record<string, string>; namespace: string; cgroups: string[] };
+}
+
 export interface Plan {
   segments: Segment[];
   components: PlannedComponent[];
+  bundles: PlannedBundle[];
   /** `file:line:col: name: …` for settings runc will refuse at boot (LinuxKit builds them). */
   warnings: string[];
 }
@@ -102,7 +115,9 @@ export async function plan(input: PlanInput): Promise<Plan> {
   const { spec } = input;
   const segments: Segment[] = [];
   const components: PlannedComponent[] = [];
+  const bundles: PlannedBundle[] = [];
   const warnings: string[] = [];
+  const containersDir = input.containersDir ?? 'containers';
 
   if (spec.kernel) {
     const h = image(input, spec.kernel.image);
@@ -145,7 +160,7 @@ export async function plan(input: PlanInput): Promise<Plan> {
   for (const [section, list] of sections) {
     list.forEach((entry, i) => {
       const h = image(input, entry.image);
-      const bundle = section === 'services' ? `containers/services/${entry.name}` : `containers/${section}/${String(i).padStart(3, '0')}-${entry.name}`;
+      const bundle = section === 'services' ? `${containersDir}/services/${entry.name}` : `${containersDir}/${section}/${String(i).padStart(3, '0')}-${entry.name}`;
       const sharedRoot = unpacked.get(h.canonical);
       const converted = convertConfig({
         image: entry,
@@ -170,6 +185,7 @@ export async function plan(input: PlanInput): Promise<Plan> {
       generated.push(file(`${bundle}/runtime.json`, encodeJson(converted.runtime)));
       segments.push(staticSegment(`${section}[${i}] ${entry.name} bundle`, generated));
       components.push({ kind: section, name: entry.name, ref: entry.image, digest: h.digest, path: bundle });
+      bundles.push({ section, name: entry.name, dir: bundle, runtime: converted.runtime as PlannedBundle['runtime'] });
     });
   }
 
@@ -185,7 +201,7 @@ export async function plan(input: PlanInput): Promise<Plan> {
     );
     components.push({ kind: 'files', name: 'files', path: '/' });
   }
-  return { segments, components, warnings };
+  return { segments, components, bundles, warnings };
 }
 
 /** A files uid/gid: a number (range-checked by the schema), `root`, or a container's name (LinuxKit's config.go). */

@@ -19,6 +19,9 @@ export interface Entry {
   linkname?: string;
   devmajor?: number;
   devminor?: number;
+  /** Owner and group names, for archives whose readers look names up first (packages); absent in root filesystems. */
+  uname?: string;
+  gname?: string;
   /** Seconds since the epoch; writers use the build epoch when absent. */
   mtime?: number;
   /**

@@ -10,7 +10,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type
 import { DockyardError, type SourcePosition, type SpecProblem } from '../errors.js';
 import { kindOf, readRegular } from '../fsutil.js';
 import { formatSize, MaxSpecBytes } from '../limits.js';
-import type { FileSpec, ImageSpec, KernelSpec, Spec, VolumeSpec } from './types.js';
+import { RELATION_KEYS, type FileSpec, type ImageSpec, type KernelSpec, type PackageSpec, type Spec, type VolumeSpec } from './types.js';
 import { describeErrors, displayPath, validateSpec, type PathSeg } from './schema.js';
 
 export interface SpecInput {
@@ -198,6 +198,8 @@ interface Merged {
   components?: Record<string, string>;
   kernelOrigin?: Origin;
   items: Record<'init' | 'onboot' | 'onshutdown' | 'services' | 'files' | 'volumes', { value: unknown; at: Origin }[]>;
+  /** `package:` keys, each from the last file that set it; list keys contents and changelog append. */
+  pkg?: { values: Record<string, { value: unknown; at: Origin }>; contents: { value: unknown; at: Origin }[]; changelog: { value: unknown; at: Origin }[]; first: Origin };
 }
 
 /** LinuxKit's AppendConfig: kernel fields set later win (strings only when non-empty), lists append. */
@@ -207,10 +209,19 @@ function merge(files: Parsed[]): Merged {
   let kernelOrigin: Origin | undefined;
   const present = new Set<string>();
   let components: Record<string, string> | undefined;
+  let pkg: Merged['pkg'];
   for (const p of files) {
     const d = p.data;
     for (const k of Object.keys(d)) present.add(k);
     if (isObj(d.components)) components = { ...components, ...(d.components as Record<string, string>) };
+    if (isObj(d.package)) {
+      pkg ??= { values: {}, contents: [], changelog: [], first: { p, path: ['package'] } };
+      for (const [k, v] of Object.entries(d.package)) {
+        if (k === 'contents' || k === 'changelog') {
+          if (Array.isArray(v)) v.forEach((value, i) => pkg![k].push({ value, at: { p, path: ['package', k, i] } }));
+        } else pkg.values[k] = { value: v, at: { p, path: ['package'] } };
+      }
+    }
     if (isObj(d.kernel)) {
       kernel ??= {};
       for (const f of ['image', 'cmdline', 'binary'] as const) {
@@ -232,7 +243,14 @@ function merge(files: Parsed[]): Merged {
     if (present.has(k)) raw[k] = items[k].map((i) => i.value);
   }
   if (components) raw.components = components;
-  return { raw, kernelOrigin, items, components };
+  if (pkg) {
+    const rp: Obj = {};
+    for (const [k, v] of Object.entries(pkg.values)) rp[k] = v.value;
+    if (pkg.contents.length > 0) rp.contents = pkg.contents.map((c) => c.value);
+    if (pkg.changelog.length > 0) rp.changelog = pkg.changelog.map((c) => c.value);
+    raw.package = rp;
+  }
+  return { raw, kernelOrigin, items, components, pkg };
 }
 
 function orderKeys(o: Obj, order: string[]): Obj {
@@ -262,8 +280,8 @@ function expandHome(p: string): string {
 /** Why a spec cannot be built at all (it holds nothing), or undefined. */
 export function nothingToBuild(spec: Spec): string | undefined {
   const parts = spec.init.length + spec.onboot.length + spec.onshutdown.length + spec.services.length + spec.files.length + spec.volumes.length;
-  if (spec.kernel || parts > 0) return undefined;
-  return `${spec.sources.join(', ')}: nothing to build: the spec has no kernel, init, onboot, onshutdown, services, files or volumes`;
+  if (spec.kernel || spec.package || parts > 0) return undefined;
+  return `${spec.sources.join(', ')}: nothing to build: the spec has no kernel, init, onboot, onshutdown, services, files, volumes or package`;
 }
 
 /** Merges and checks several parsed specs (later files extend earlier ones). */
@@ -424,6 +442,8 @@ function loadChecked(inputs: SpecInput[], opts: LoadOptions, problems: SpecProbl
     idCheck(it.at, ['gid'], f.gid, `${label}: gid`);
   }
 
+  const pkgSpec = m.pkg ? packageSpec(m.pkg, check) : undefined;
+
   if (problems.length > 0) return { problems, warnings };
 
   const toImage = (it: { value: unknown; at: Origin }): ImageSpec => {
@@ -456,8 +476,109 @@ function loadChecked(inputs: SpecInput[], opts: LoadOptions, problems: SpecProbl
     files: m.items.files.map((it) => ({ ...(it.value as Omit<FileSpec, 'baseDir'>), baseDir: it.at.p.baseDir, pos: pos(it.at.p, it.at.path) })),
     volumes: m.items.volumes.map((it) => ({ ...(it.value as VolumeSpec), pos: pos(it.at.p, it.at.path) })),
     components: m.components,
+    package: pkgSpec,
     raw: m.raw,
     sources: inputs.map((i) => i.file),
   };
   return { spec, problems, warnings };
+}
+
+/** RFC 3339 → seconds; undefined for a time JavaScript cannot read. */
+function rfc3339(s: string): number | undefined {
+  const ms = Date.parse(s);
+  return Number.isFinite(ms) ? Math.floor(ms / 1000) : undefined;
+}
+
+/** The merged `package:` section, normalised; problems (a script or source that cannot be read) through `check`. */
+function packageSpec(pkg: NonNullable<Merged['pkg']>, check: (at: Origin, message: string, extra?: PathSeg[], key?: string) => void): PackageSpec | undefined {
+  const v = (k: string) => pkg.values[k]?.value;
+  const missing = ['name', 'version', 'maintainer'].filter((k) => v(k) === undefined);
+  if (missing.length > 0) check(pkg.first, `package: missing required key${missing.length > 1 ? 's' : ''} ${missing.map((k) => `"${k}"`).join(', ')}`);
+  const keyPos: Record<string, SourcePosition> = {};
+  for (const [k, { at }] of Object.entries(pkg.values)) keyPos[k] = { file: at.p.file, ...positionOf(at.p, at.path, k) };
+  const str = (k: string) => {
+    const x = v(k);
+    return x === undefined ? undefined : String(x);
+  };
+  const relations: PackageSpec['relations'] = {};
+  for (const k of RELATION_KEYS) if (Array.isArray(v(k))) relations[k] = v(k) as string[];
+  const scripts: PackageSpec['scripts'] = {};
+  const s = pkg.values.scripts;
+  if (s && isObj(s.value)) {
+    for (const [k, file] of Object.entries(s.value)) {
+      const abs = isAbsolute(expandHome(String(file))) ? expandHome(String(file)) : resolve(s.at.p.baseDir, String(file));
+      try {
+        if (!statSync(abs).isFile()) throw new Error('not a file');
+        accessSync(abs, constants.R_OK);
+      } catch {
+        check(s.at, `package.scripts.${k}: ${String(file)} cannot be read (${abs})`, ['scripts', k]);
+      }
+      scripts[k as keyof PackageSpec['scripts']] = abs;
+    }
+  }
+  const contents = pkg.contents.map(({ value, at }) => {
+    const c = value as Obj;
+    const info = isObj(c.file_info) ? c.file_info : {};
+    const type = (c.type as PackageSpec['contents'][number]['type'] | undefined) ?? 'file';
+    const where = `package.contents[${String(at.path[2])}] (${String(c.dst)})`;
+    const has = (k: string) => c[k] !== undefined;
+    if (type === 'symlink' || type === 'dir' || type === 'ghost') {
+      if (type === 'symlink' && !has('src')) check(at, `${where}: a symlink needs src (its target)`);
+      if (has('image')) check(at, `${where}: type ${type} takes nothing from an image; drop image`, ['image']);
+      if (has('content')) check(at, `${where}: type ${type} has no content`, ['content']);
+      if (type !== 'symlink' && has('src')) check(at, `${where}: type ${type} has no src`, ['src']);
+    } else if (type === 'tree') {
+      if (!has('image') || !has('src')) check(at, `${where}: type tree takes a directory (src) from an image (image)`);
+    } else {
+      if (has('content') && (has('src') || has('image'))) check(at, `${where}: give content, or src (with or without image), not both`, ['content']);
+      else if (!has('content') && !has('src')) check(at, `${where}: no contents: give src (with image for a file of an image) or content`);
+      else if (has('image') && typeof c.src === 'string' && !c.src.startsWith('/')) check(at, `${where}: src must be an absolute path inside the image`, ['src']);
+    }
+    if (String(c.dst).split('/').includes('..')) check(at, `${where}: dst contains ".."`, ['dst']);
+    return {
+      dst: String(c.dst),
+      src: typeof c.src === 'string' ? (has('image') || type === 'symlink' ? c.src : resolve(at.p.baseDir, expandHome(c.src))) : undefined,
+      image: typeof c.image === 'string' ? c.image : undefined,
+      content: typeof c.content === 'string' ? c.content : undefined,
+      type,
+      packager: c.packager as PackageSpec['contents'][number]['packager'],
+      mode: typeof info.mode === 'string' ? parseInt(info.mode, 8) : undefined,
+      owner: typeof info.owner === 'string' ? info.owner : undefined,
+      group: typeof info.group === 'string' ? info.group : undefined,
+      baseDir: at.p.baseDir,
+      pos: pos(at.p, at.path),
+    };
+  });
+  const changelog = pkg.changelog.map(({ value, at }) => {
+    const c = value as Obj;
+    const date = typeof c.date === 'string' ? rfc3339(c.date) : undefined;
+    if (typeof c.date === 'string' && date === undefined) check(at, `package.changelog[${String(at.path[2])}]: date "${c.date}" is not a valid RFC 3339 time`, ['date']);
+    return { version: String(c.version), date, author: typeof c.author === 'string' ? c.author : undefined, changes: (c.changes as string[]) ?? [] };
+  });
+  const containers = v('containers');
+  return {
+    name: String(v('name')),
+    version: String(v('version')),
+    epoch: typeof v('epoch') === 'number' ? (v('epoch') as number) : undefined,
+    release: str('release'),
+    summary: str('summary'),
+    description: str('description'),
+    maintainer: String(v('maintainer')),
+    vendor: str('vendor'),
+    homepage: str('homepage'),
+    license: str('license'),
+    section: str('section'),
+    priority: str('priority'),
+    relations,
+    overrides: (isObj(v('overrides')) ? v('overrides') : {}) as PackageSpec['overrides'],
+    contents,
+    units: (v('units') as string[] | undefined) ?? [],
+    groups: (v('groups') as string[] | undefined) ?? [],
+    users: (v('users') as PackageSpec['users'] | undefined) ?? [],
+    scripts,
+    changelog,
+    containersPrefix: isObj(containers) && typeof containers.prefix === 'string' ? containers.prefix : undefined,
+    pos: pos(pkg.first.p, pkg.first.path),
+    keyPos,
+  };
 }

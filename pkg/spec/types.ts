@@ -146,8 +146,68 @@ export interface Spec {
   volumes: VolumeSpec[];
   /** dockyard addition: bootloader component overrides (name → image reference). */
   components?: Record<string, string>;
+  /** dockyard addition: the spec as a distro package (-f deb, rpm, pacman). */
+  package?: PackageSpec;
   /** The merged spec as plain data, for `--dry-run` and the `metadata` files entry. */
   raw: Record<string, unknown>;
   /** Spec files in the order given. */
   sources: string[];
+}
+
+/** Relations as the `package:` section names them. */
+export const RELATION_KEYS = ['depends', 'pre-depends', 'recommends', 'suggests', 'conflicts', 'breaks', 'replaces', 'provides'] as const;
+export type RelationKey = (typeof RELATION_KEYS)[number];
+export type PackagerName = 'deb' | 'rpm' | 'pacman';
+
+export interface PackageContentSpec {
+  dst: string;
+  src?: string;
+  image?: string;
+  content?: string;
+  type: 'file' | 'config' | 'config|noreplace' | 'dir' | 'symlink' | 'ghost' | 'tree';
+  packager?: PackagerName;
+  /** Parsed from file_info.mode. */
+  mode?: number;
+  owner?: string;
+  group?: string;
+  /** Directory of the spec file that declared the entry: a `src` without `image` is relative to it. */
+  baseDir: string;
+  pos?: SourcePosition;
+}
+
+export interface PackageChangeSpec {
+  version: string;
+  /** Seconds since the epoch, when written. */
+  date?: number;
+  author?: string;
+  changes: string[];
+}
+
+/** The `package:` section, merged (later files set keys again; contents and changelog append). */
+export interface PackageSpec {
+  name: string;
+  version: string;
+  epoch?: number;
+  release?: string;
+  summary?: string;
+  description?: string;
+  maintainer: string;
+  vendor?: string;
+  homepage?: string;
+  license?: string;
+  section?: string;
+  priority?: string;
+  relations: Partial<Record<RelationKey, string[]>>;
+  overrides: Partial<Record<PackagerName, Partial<Record<RelationKey, string[]>>>>;
+  contents: PackageContentSpec[];
+  units: string[];
+  groups: string[];
+  users: { name: string; group?: string; home?: string; shell?: string }[];
+  /** Script files, resolved against the declaring spec's directory. */
+  scripts: Partial<Record<'preinstall' | 'postinstall' | 'preremove' | 'postremove', string>>;
+  changelog: PackageChangeSpec[];
+  containersPrefix?: string;
+  /** Where the section and each of its keys were written (`name`, `version`…), for errors. */
+  pos?: SourcePosition;
+  keyPos: Record<string, SourcePosition>;
 }
