@@ -3,7 +3,7 @@
 # dockyard itself needs only Node). Idempotent; needs root (or sudo).
 set -euo pipefail
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-pkgs=(qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 docker-registry skopeo cpio apache2-utils openssl python3 xz-utils xorriso genisoimage mtools gdisk dosfstools fdisk binutils binutils-aarch64-linux-gnu lintian rpm rpmlint pacman-package-manager mmdebstrap e2fsprogs)
+pkgs=(qemu-system-x86 libarchive-tools qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 docker-registry skopeo cpio apache2-utils openssl python3 xz-utils xorriso genisoimage mtools gdisk dosfstools fdisk binutils binutils-aarch64-linux-gnu lintian rpm rpmlint pacman-package-manager mmdebstrap e2fsprogs)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 # The fixtures download arm64 kernels and userland with apt-get download PKG:arm64.

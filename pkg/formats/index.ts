@@ -11,6 +11,7 @@ import { isoEfiFormat } from './iso-efi/index.js';
 import { isoHybridFormat } from './iso-hybrid/index.js';
 import { isoEfiInitrdFormat } from './iso-efi-initrd/index.js';
 import { debFormat } from './deb/index.js';
+import { pacmanFormat } from './pacman/index.js';
 import { qcow2EfiFormat, qcow2BiosFormat, vhdFormat, dynamicVhdFormat, vmdkFormat, azureFormat, gcpFormat, awsFormat } from './vdisk/index.js';
 
 const formats = new Map<string, Format>([
@@ -33,6 +34,7 @@ const formats = new Map<string, Format>([
   [gcpFormat.name, gcpFormat],
   [awsFormat.name, awsFormat],
   [debFormat.name, debFormat],
+  [pacmanFormat.name, pacmanFormat],
 ]);
 
 export const formatNames: string[] = [...formats.keys()];

@@ -240,9 +240,10 @@ export async function resolveContents(input: ResolveInput): Promise<ResolvedCont
             chosen.set(p, { path: p, type: 'dir', mode: 0o755, user: 'root', group: 'root', uid: 0, gid: 0, size: 0, mtime: input.epoch, implicit: true, from: 'parent directory' });
           }
         }
+        // Files in /etc are configuration, as debhelper marks them (Debian Policy §10.7.2).
         const files: PackageFile[] = [...chosen.values()]
           .sort((a, b) => byteOrder(a.path, b.path))
-          .map(({ from: _from, only: _only, spooled: _s, ...f }) => f);
+          .map(({ from: _from, only: _only, spooled: _s, ...f }) => (f.type === 'file' && !f.ghost && f.path.startsWith('/etc/') ? { ...f, config: true } : f));
         const spooledOf = new Map([...chosen.values()].map((i) => [i.path, i.spooled]));
         return {
           files,

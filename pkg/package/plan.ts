@@ -143,7 +143,7 @@ export async function makePackagePlans(input: PackagePlanInput): Promise<Package
           relations,
           changelog,
         };
-        return { meta, contents, scripts, accounts, units: allUnits, time: input.epoch };
+        return { meta, contents, scripts, accounts, units: allUnits, time: input.epoch, containersDir: rootfs.bundles.length > 0 ? `${prefix}/containers` : undefined };
       },
       warnings,
       close: () => resolved.close(),

@@ -122,6 +122,8 @@ export interface PackagePlan {
   accounts: Account[];
   /** Systemd units to enable and start (names, `docker.service`). */
   units: string[];
+  /** Where the spec's container bundles are installed (`/usr/lib/NAME/containers`), when it has any: their roots are shipped as the images hold them. */
+  containersDir?: string;
   /** Seconds every timestamp of the package carries (SOURCE_DATE_EPOCH, else the newest changelog date). */
   time: number;
 }

@@ -54,6 +54,18 @@ function docFile(path: string, bytes: Buffer, mtime: number): DebFile {
   };
 }
 
+/**
+ * Container roots are shipped as their images hold them: owners from the
+ * image (uid 1000 for a user's home), its modes (1777 /tmp, 0640 shadow),
+ * its binaries. Debian's checks for the host's own files do not apply
+ * below the bundles, and the package says so the way Debian packages do.
+ */
+function lintianOverrides(name: string, containersDir: string): string {
+  const where = `[${containersDir.slice(1)}/*]`;
+  const tags = ['wrong-file-owner-uid-or-gid', 'non-standard-dir-perm', 'non-standard-file-perm', 'executable-not-elf-or-script', 'elevated-privileges', 'setuid-binary', 'setgid-binary', 'shell-script-fails-syntax-check', 'statically-linked-binary', 'embedded-library', 'file-in-unusual-dir', 'package-contains-empty-directory'];
+  return ['# A container root filesystem, as its image holds it (dockyard).', ...tags.map((t) => `${name}: ${t} * ${where}`), ''].join('\n');
+}
+
 /** The plan's files plus the documentation Debian asks for, sorted, parents listed. */
 export function debFiles(plan: PackagePlan, mtime: number): DebFile[] {
   const files: DebFile[] = plan.contents.files.filter((f) => !f.ghost);
@@ -62,6 +74,8 @@ export function debFiles(plan: PackagePlan, mtime: number): DebFile[] {
   const extra: DebFile[] = [];
   if (!have.has(`${doc}/copyright`)) extra.push(docFile(`${doc}/copyright`, Buffer.from(copyrightText(plan.meta), 'utf8'), mtime));
   if (!have.has(`${doc}/changelog.Debian.gz`) && !have.has(`${doc}/changelog.gz`)) extra.push(docFile(`${doc}/changelog.Debian.gz`, gzipDoc(changelogText(plan.meta)), mtime));
+  const overrides = `/usr/share/lintian/overrides/${plan.meta.name}`;
+  if (plan.containersDir && !have.has(overrides)) extra.push(docFile(overrides, Buffer.from(lintianOverrides(plan.meta.name, plan.containersDir), 'utf8'), mtime));
   for (const e of extra) {
     for (let p = e.path.slice(0, e.path.lastIndexOf('/')); p !== ''; p = p.slice(0, p.lastIndexOf('/'))) {
       if (have.has(p)) continue;

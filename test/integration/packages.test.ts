@@ -1,0 +1,182 @@
+/**
+ * Distro packages from a spec and its images (-f deb, rpm, pacman), judged
+ * by the ecosystems' own tools — dpkg-deb and lintian, rpm -qp/-K and
+ * rpmlint, pacman -Qip/-Qlp — built twice for identical bytes, and the bad
+ * inputs of the issue: one clear line each, nothing written.
+ *
+ * Images: the conformance corpus (test/data/conformance/images), imported
+ * into a fresh cache; the engine packages of examples/engine.yml are judged
+ * in engine.test.ts (they need the fixture images).
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { dockyard, dataDir } from '../harness/cli.js';
+
+const busybox = '127.0.0.1:5000/fixtures/busybox:1';
+const layered = '127.0.0.1:5000/fixtures/layered:1';
+
+const spec = `
+onboot:
+  - name: hello
+    image: ${busybox}
+    command: ["/bin/sh", "-c", "echo hello"]
+services:
+  - name: svc
+    image: ${busybox}
+    command: ["/bin/sh", "-c", "sleep 1000"]
+files:
+  - path: etc/hello/motd
+    contents: "hi\\n"
+    mode: "0644"
+package:
+  name: hello-appliance
+  version: 1.0.0
+  release: 2
+  maintainer: Dockyard Tests <tests@dockyard.invalid>
+  summary: a test appliance
+  description: |
+    Services of a LinuxKit spec, run by systemd through runc.
+  homepage: https://example.org/hello
+  license: Apache-2.0
+  depends: [libc6]
+  overrides:
+    rpm:
+      depends: [glibc]
+    pacman:
+      depends: [glibc]
+  groups: [hello]
+  contents:
+    - image: ${busybox}
+      src: /bin/busybox
+      dst: /usr/lib/hello-appliance/bin/busybox
+    - image: ${busybox}
+      src: /usr/share/fixture
+      dst: /usr/share/hello-appliance
+      type: tree
+    - dst: /etc/hello/config.json
+      content: "{}\\n"
+      type: config|noreplace
+    - dst: /usr/bin/hello-busybox
+      src: /usr/lib/hello-appliance/bin/busybox
+      type: symlink
+    - dst: /var/lib/hello
+      type: dir
+      file_info: { mode: "0750" }
+  changelog:
+    - version: 1.0.0-2
+      date: 2026-11-30T12:00:00Z
+      changes: [Second release.]
+    - version: 1.0.0-1
+      date: 2026-11-01T12:00:00Z
+      changes: [First release.]
+`;
+
+let work: string;
+let cache: string;
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'dockyard-packages-'));
+  cache = join(work, 'cache');
+  const r = await dockyard(['cache', '--cache', cache, 'import', join(dataDir, 'conformance/images')]);
+  expect(r.exitCode, r.stderr).toBe(0);
+  await writeFile(join(work, 'hello.yml'), spec);
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+const sha = async (f: string) => createHash('sha256').update(await readFile(f)).digest('hex');
+
+async function build(dir: string, formats: string, file = join(work, 'hello.yml'), extra: string[] = []) {
+  return dockyard(['build', '--cache', cache, '--offline', '--dir', join(work, dir), '-f', formats, '--arch', 'amd64,arm64', ...extra, file]);
+}
+
+describe('packages from a spec', () => {
+  it('deb: fields, files, conffiles and lintian without errors, both arches', async () => {
+    const r = await build('deb', 'deb');
+    expect(r.exitCode, r.stderr).toBe(0);
+    for (const arch of ['amd64', 'arm64']) {
+      const deb = join(work, 'deb', arch, `hello-appliance_1.0.0-2_${arch}.deb`);
+      const field = async (k: string) => (await execa('dpkg-deb', ['--field', deb, k])).stdout;
+      expect(await field('Architecture')).toBe(arch);
+      expect(await field('Version')).toBe('1.0.0-2');
+      expect(await field('Depends')).toBe('libc6, runc');
+      const list = (await execa('dpkg-deb', ['--contents', deb])).stdout;
+      expect(list).toMatch(/-rwxr-xr-x root\/root\s+\d+ 2026-11-30 12:00 \.\/usr\/lib\/hello-appliance\/bin\/busybox\n/);
+      expect(list).toContain('./usr/share/hello-appliance/busybox.txt');
+      expect(list).toMatch(/drwxr-x--- root\/root\s+0 \S+ \S+ \.\/var\/lib\/hello\/(\n|$)/);
+      expect(list).toContain('./lib/systemd/system/hello-appliance-svc.service');
+      expect(list).toContain('./lib/systemd/system/hello-appliance-onboot-000-hello.service');
+      expect(list).toContain('./usr/lib/hello-appliance/containers/services/svc/config.json');
+      expect(list).toContain('./etc/hello/motd');
+      const ctl = join(work, `ctl-${arch}`);
+      await execa('dpkg-deb', ['--control', deb, ctl]);
+      // Every file in /etc is a conffile, as debhelper makes them.
+      expect((await readFile(join(ctl, 'conffiles'), 'utf8')).trim().split('\n')).toEqual(['/etc/hello/config.json', '/etc/hello/motd']);
+      expect(await readFile(join(ctl, 'postinst'), 'utf8')).toMatch(/groupadd --system hello[\s\S]*systemctl enable hello-appliance-onboot-000-hello.service hello-appliance-svc.service/);
+      const lint = await execa('lintian', ['--no-tag-display-limit', deb], { reject: false });
+      expect(lint.stdout.split('\n').filter((l) => l.startsWith('E:')), lint.stdout).toEqual([]);
+    }
+  });
+
+  it('pacman: pacman -Qip and -Qlp read it, both arches', async () => {
+    const r = await build('pacman', 'pacman');
+    expect(r.exitCode, r.stderr).toBe(0);
+    for (const [arch, parch] of [['amd64', 'x86_64'], ['arm64', 'aarch64']]) {
+      const pkg = join(work, 'pacman', arch, `hello-appliance-1.0.0-2-${parch}.pkg.tar.gz`);
+      const info = (await execa('pacman', ['-Qip', pkg])).stdout;
+      expect(info).toMatch(/^Name\s+: hello-appliance$/m);
+      expect(info).toMatch(/^Version\s+: 1\.0\.0-2$/m);
+      expect(info).toMatch(/^Architecture\s+: /m);
+      expect(info).toMatch(new RegExp(`^Architecture\\s+: ${parch}$`, 'm'));
+      expect(info).toMatch(/^Depends On\s+: glibc\s+runc$/m);
+      expect(info).toMatch(/^Install Script\s+: Yes$/m);
+      const files = (await execa('pacman', ['-Qlp', pkg])).stdout;
+      expect(files).toContain('hello-appliance /usr/lib/hello-appliance/bin/busybox\n');
+      expect(files).toContain('hello-appliance /usr/lib/systemd/system/hello-appliance-svc.service\n');
+      expect(files).not.toContain('/lib/systemd/system/hello-appliance-svc.service\nhello-appliance /lib/');
+    }
+  });
+
+  it('the same bytes when built again', async () => {
+    const again = await build('again', 'deb,pacman');
+    expect(again.exitCode, again.stderr).toBe(0);
+    for (const arch of ['amd64', 'arm64']) {
+      const deb = `hello-appliance_1.0.0-2_${arch}.deb`;
+      expect(await sha(join(work, 'again', arch, deb))).toBe(await sha(join(work, 'deb', arch, deb)));
+      const pac = `hello-appliance-1.0.0-2-${arch === 'amd64' ? 'x86_64' : 'aarch64'}.pkg.tar.gz`;
+      expect(await sha(join(work, 'again', arch, pac))).toBe(await sha(join(work, 'pacman', arch, pac)));
+    }
+  });
+
+  describe('bad input: one line, nothing written', () => {
+    const cases: [string, string, RegExp][] = [
+      ['invalid name', spec.replace('name: hello-appliance', 'name: Hello_Appliance'), /^dockyard: .*bad\.yml:\d+:\d+: package\.name: package name "Hello_Appliance" is not a valid Debian package name/m],
+      ['invalid version', spec.replace('version: 1.0.0\n', 'version: 1.0-beta\n'), /^dockyard: .*bad\.yml:\d+:\d+: package\.version: version "1\.0-beta" is not a valid Debian upstream version/m],
+      ['a source missing from its image', spec.replace('src: /bin/busybox', 'src: /bin/nothere'), /^dockyard: .*bad\.yml:\d+:\d+: package\.contents \/usr\/lib\/hello-appliance\/bin\/busybox: \/bin\/nothere is not in image 127\.0\.0\.1:5000\/fixtures\/busybox:1$/m],
+      [
+        'two images claiming one path',
+        spec.replace('    - dst: /etc/hello/config.json', `    - image: ${layered}\n      src: /bin/tool\n      dst: /usr/lib/hello-appliance/bin/busybox\n    - dst: /etc/hello/config.json`),
+        /^dockyard: .*both provide \/usr\/lib\/hello-appliance\/bin\/busybox$/m,
+      ],
+      ['package: in the wrong place', spec.replace('    command: ["/bin/sh", "-c", "echo hello"]', '    command: ["/bin/sh", "-c", "echo hello"]\n    package: { name: x }'), /^dockyard: .*bad\.yml:\d+:\d+: unknown key "package" in onboot\[0\] \(hello\)$/m],
+    ];
+    for (const [what, text, want] of cases) {
+      it(what, async () => {
+        const dir = `bad-${what.replace(/\W+/g, '-')}`;
+        await writeFile(join(work, 'bad.yml'), text);
+        const r = await build(dir, 'deb', join(work, 'bad.yml'));
+        expect(r.exitCode, r.stderr).not.toBe(0);
+        const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('dockyard:'));
+        expect(lines, r.stderr).toHaveLength(1);
+        expect(r.stderr).toMatch(want);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+        const left = await readdir(join(work, dir), { recursive: true }).catch(() => []);
+        expect(left.filter((f) => String(f).endsWith('.deb'))).toEqual([]);
+      });
+    }
+  });
+});
