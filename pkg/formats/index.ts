@@ -12,6 +12,7 @@ import { isoHybridFormat } from './iso-hybrid/index.js';
 import { isoEfiInitrdFormat } from './iso-efi-initrd/index.js';
 import { debFormat } from './deb/index.js';
 import { pacmanFormat } from './pacman/index.js';
+import { rpmFormat } from './rpm/index.js';
 import { qcow2EfiFormat, qcow2BiosFormat, vhdFormat, dynamicVhdFormat, vmdkFormat, azureFormat, gcpFormat, awsFormat } from './vdisk/index.js';
 
 const formats = new Map<string, Format>([
@@ -34,6 +35,7 @@ const formats = new Map<string, Format>([
   [gcpFormat.name, gcpFormat],
   [awsFormat.name, awsFormat],
   [debFormat.name, debFormat],
+  [rpmFormat.name, rpmFormat],
   [pacmanFormat.name, pacmanFormat],
 ]);
 

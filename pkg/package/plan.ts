@@ -33,10 +33,8 @@ export function packageImageRefs(spec: Spec): string[] {
   return [...new Set([...spec.onboot, ...spec.onshutdown, ...spec.services].map((i) => i.image).concat((spec.package?.contents ?? []).flatMap((c) => (c.image ? [c.image] : []))))];
 }
 
-/** Where systemd unit files go: Debian bookworm's packages still use /lib (merged-/usr moved them in trixie). */
-export function unitDir(f: PackagerName): string {
-  return f === 'deb' ? '/lib/systemd/system' : '/usr/lib/systemd/system';
-}
+/** Where packaged systemd units go: systemd's own path on every distro (Debian's /lib is /usr/lib since merged-/usr). */
+export const UNIT_DIR = '/usr/lib/systemd/system';
 
 const camel: Record<RelationKey, keyof Relations> = {
   depends: 'depends',
@@ -72,9 +70,7 @@ export async function makePackagePlans(input: PackagePlanInput): Promise<Package
     if (no.length > 0) warnings.push(`${b.section} ${b.name}: ${no.join(', ')} of its runtime config are not applied by the generated systemd unit`);
   }
   const units = containerUnits(pkg.name, rootfs.bundles);
-  const generated: PackageContentSpec[] = units.flatMap((u) =>
-    (['deb', 'rpm', 'pacman'] as const).map((f) => ({ dst: `${unitDir(f)}/${u.name}`, content: u.text, type: 'file' as const, packager: f, mode: 0o644, baseDir: '' })),
-  );
+  const generated: PackageContentSpec[] = units.map((u) => ({ dst: `${UNIT_DIR}/${u.name}`, content: u.text, type: 'file' as const, mode: 0o644, baseDir: '' }));
 
   const extra: ExtraSource[] = rootfs.segments.map((s) => ({ what: s.name, entries: () => s.entries(), prefix: '/' }));
   if (spec.files.length > 0) {
