@@ -198,7 +198,7 @@ interface Merged {
   components?: Record<string, string>;
   kernelOrigin?: Origin;
   items: Record<'init' | 'onboot' | 'onshutdown' | 'services' | 'files' | 'volumes', { value: unknown; at: Origin }[]>;
-  /** `package:` keys, each from the last file that set it; list keys contents and changelog append. */
+  /** `package:` keys, each from the last file that set it; contents append, changelog entries of later files go first. */
   pkg?: { values: Record<string, { value: unknown; at: Origin }>; contents: { value: unknown; at: Origin }[]; changelog: { value: unknown; at: Origin }[]; first: Origin };
 }
 
@@ -217,9 +217,11 @@ function merge(files: Parsed[]): Merged {
     if (isObj(d.package)) {
       pkg ??= { values: {}, contents: [], changelog: [], first: { p, path: ['package'] } };
       for (const [k, v] of Object.entries(d.package)) {
-        if (k === 'contents' || k === 'changelog') {
-          if (Array.isArray(v)) v.forEach((value, i) => pkg![k].push({ value, at: { p, path: ['package', k, i] } }));
-        } else pkg.values[k] = { value: v, at: { p, path: ['package'] } };
+        if (k === 'contents' && Array.isArray(v)) v.forEach((value, i) => pkg!.contents.push({ value, at: { p, path: ['package', k, i] } }));
+        else if (k === 'changelog' && Array.isArray(v)) {
+          // Newest first: a later file's entries (a new release) go before the earlier ones.
+          pkg.changelog = [...v.map((value, i) => ({ value, at: { p, path: ['package', k, i] } })), ...pkg.changelog];
+        } else if (k !== 'contents' && k !== 'changelog') pkg.values[k] = { value: v, at: { p, path: ['package'] } };
       }
     }
     if (isObj(d.kernel)) {
