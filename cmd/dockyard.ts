@@ -145,7 +145,7 @@ program
   .option('-f, --format <formats>', `output formats, repeatable or comma-separated (${formatNames.join(', ')})`, collect)
   .option('-o, --o <file>', 'write the single output to FILE (- for stdout); default format becomes tar')
   .option('--dir <dir>', 'directory for outputs', '.')
-  .option('--name <name>', 'base name of outputs (default: first spec file name)', parseName)
+  .option('--name <name>', 'base name of outputs (default: first spec file name; packages are named from package: as their ecosystem names them)', parseName)
   .option('--arch <arch>', 'target architecture: amd64, arm64, or both (amd64,arm64: outputs go to DIR/ARCH/)', hostArch())
   .option('--cache <dir>', 'image cache directory (env DOCKYARD_CACHE)', defaultCacheDir())
   .option('--pull', 'always pull images, even when cached')

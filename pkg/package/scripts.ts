@@ -58,7 +58,9 @@ export function renderScripts(s: ScriptInput): RenderedScripts {
   const accounts = accountLines(s.accounts);
   const has = s.units.length > 0;
   const enableStart = has ? [`systemctl enable ${units} >/dev/null 2>&1 || true`, `if ${SYSTEMD}; then systemctl daemon-reload; systemctl start ${units}; fi`] : [];
-  const restart = has ? [`if ${SYSTEMD}; then systemctl daemon-reload; systemctl try-restart ${units} || true; fi`] : [];
+  // On upgrade the running services restart with the new binaries; sockets stay (restarting one stops the service behind it).
+  const services = s.units.filter((u) => !u.endsWith('.socket'));
+  const restart = has ? [`if ${SYSTEMD}; then systemctl daemon-reload; ${services.length ? `systemctl try-restart ${services.join(' ')} || true; ` : ''}fi`] : [];
   const stopDisable = has ? [`if ${SYSTEMD}; then systemctl stop ${[...s.units].reverse().join(' ')} || true; fi`, `systemctl disable ${units} >/dev/null 2>&1 || true`] : [];
   const reload = has ? [`if ${SYSTEMD}; then systemctl daemon-reload || true; fi`] : [];
 
