@@ -90,7 +90,8 @@ export async function resolveContents(input: ResolveInput): Promise<ResolvedCont
       mode: normalMode(type, c.mode ?? mode) & 0o7777,
       user: c.owner ?? 'root',
       group: c.group ?? 'root',
-      uid: c.owner && c.owner !== 'root' ? 0 : 0,
+      // Owners go by name (dpkg, rpm and pacman look names up on the target); the ids are root's.
+      uid: 0,
       gid: 0,
       size: 0,
       mtime: input.epoch,
@@ -152,8 +153,8 @@ export async function resolveContents(input: ResolveInput): Promise<ResolvedCont
         else if (e.type === 'dir' || e.type === 'symlink') type = e.type;
         else throw new DockyardError('E_PACKAGE', `${where(c)}: ${e.path} in ${label} is a ${e.type} device node, which packages do not ship`);
         if (!fromTree && type === 'dir') throw new DockyardError('E_PACKAGE', `${where(c)}: ${'/' + e.path} in ${label} is a directory: use type: tree to take a whole directory`);
-        const it: Item = { ...base(c, type, dst, c.mode ?? (fromTree || e.type !== 'dir' ? e.mode : undefined)), from: `${where(c)} (${label})` };
-        if (c.mode === undefined) it.mode = e.mode & 0o7777;
+        // Modes as the image has them, unless file_info says otherwise.
+        const it: Item = { ...base(c, type, dst, e.mode), from: `${where(c)} (${label})` };
         if (type === 'symlink') it.linkname = e.linkname;
         if (type === 'file') {
           let spooled: Spooled | undefined;

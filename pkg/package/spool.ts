@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsError } from '../fsutil.js';
+import { fsError, isErrno } from '../fsutil.js';
 import { trackTemp, untrackTemp } from '../tempfiles.js';
 
 export interface Spooled {
@@ -36,7 +36,7 @@ export class Spool {
     return s;
   }
 
-  /** Appends a body; `max` caps it (a file over the limit is an error, not a truncation). */
+  /** Appends a body, hashing it as it goes. */
   async add(body: Buffer | AsyncIterable<Buffer>, signal?: AbortSignal): Promise<Spooled> {
     const sha = createHash('sha256');
     const md5 = createHash('md5');
@@ -56,7 +56,8 @@ export class Spool {
       if (Buffer.isBuffer(body)) await put(body);
       else for await (const c of body) await put(c);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code && typeof (e as NodeJS.ErrnoException).syscall === 'string') throw fsError('E_CACHE', `cannot write ${this.path}`, e);
+      // A write error (ENOSPC) names the spool; errors of the body's source pass as they are.
+      if (isErrno(e) && e.syscall === 'write') throw fsError('E_CACHE', `cannot write ${this.path}`, e);
       throw e;
     }
     return { offset, size: this.length - offset, sha256: sha.digest('hex'), md5: md5.digest('hex') };
