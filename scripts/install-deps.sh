@@ -4,6 +4,8 @@
 set -euo pipefail
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 pkgs=(qemu-system-x86 libarchive-tools qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 docker-registry skopeo cpio apache2-utils openssl python3 xz-utils xorriso genisoimage mtools gdisk dosfstools fdisk binutils binutils-aarch64-linux-gnu lintian rpm rpmlint pacman-package-manager mmdebstrap e2fsprogs)
+# The arm64 Debian VM of the engine test (DOCKYARD_ARM64_VM=1) runs arm64 maintainer scripts through qemu-user.
+if [ "${DOCKYARD_ARM64_VM:-}" = 1 ]; then pkgs+=(arch-test qemu-user-static binfmt-support); fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 # The fixtures download arm64 kernels and userland with apt-get download PKG:arm64.
