@@ -78,6 +78,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { aptShow, parseStanzas, type Arch } from '../fixtures/debs.js';
 import { defaultConsole, qemuCommand } from './qemu.js';
+import { pidAlive } from '../../pkg/tempfiles.js';
 
 export type DebVmArch = Arch;
 
@@ -382,14 +383,6 @@ async function candidateVersions(arch: DebVmArch): Promise<Record<string, string
   return out;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -412,7 +405,7 @@ async function withLock<T>(lockPath: string, fn: () => Promise<T>, log: (m: stri
       } catch {
         continue; // released meanwhile
       }
-      const dead = Number.isFinite(holder) ? !alive(holder) : age > 60_000;
+      const dead = Number.isFinite(holder) ? !pidAlive(holder) : age > 60_000;
       if (dead) {
         log(`debvm: taking over the lock of dead process ${Number.isFinite(holder) ? holder : '?'}`);
         await rm(lockPath, { force: true });
@@ -572,7 +565,7 @@ export async function debianVm(arch: DebVmArch, log: (m: string) => void = () =>
       // Older images of this architecture, and the leftovers of dead builds.
       for (const n of await readdir(cacheRoot)) {
         const tmp = /\.tmp-(\d+)$/.exec(n);
-        const stale = tmp ? !alive(Number(tmp[1])) : n.startsWith(`${arch}-`) && n !== name && !n.endsWith('.lock');
+        const stale = tmp ? !pidAlive(Number(tmp[1])) : n.startsWith(`${arch}-`) && n !== name && !n.endsWith('.lock');
         if (stale) {
           log(`debvm: pruning ${n}`);
           await removeTree(path.join(cacheRoot, n)).catch(() => {});
