@@ -159,6 +159,7 @@ program
   .option('--size <size>', 'disk size for disk formats, e.g. 512M, 2G (default: what fits, plus headroom)')
   .option('--max-layer-size <size>', `largest uncompressed image layer accepted (default ${formatSize(defaultLimits.layerBytes)})`)
   .option('--max-output-size <size>', `largest output file written (default ${formatSize(defaultLimits.outputBytes)})`)
+  .option('--max-initrd <size>', `largest initramfs, uncompressed; a bigger system wants kernel+squashfs or kernel+erofs (default ${formatSize(defaultLimits.initrdBytes)})`)
   .option('--timeout <seconds>', `registry timeouts, each: connecting, waiting for an answer, a download that stops moving (less than 64 KiB in that time) (default ${defaultTimeouts.headersMs / 1000})`, parseTimeout)
   .option('--strict', 'settings runc refuses at boot (hostname without uts: new, sysctls of a shared namespace) are errors, not warnings')
   .option('--json', 'print outputs, digests and timings as JSON on stdout')
@@ -212,6 +213,7 @@ program
             limits: {
               layerBytes: o.maxLayerSize === undefined ? defaultLimits.layerBytes : parseSize(o.maxLayerSize, '--max-layer-size'),
               outputBytes: o.maxOutputSize === undefined ? defaultLimits.outputBytes : parseSize(o.maxOutputSize, '--max-output-size'),
+              initrdBytes: o.maxInitrd === undefined ? defaultLimits.initrdBytes : parseSize(o.maxInitrd, '--max-initrd'),
             },
             timeouts: o.timeout === undefined ? undefined : timeoutsOf(o.timeout),
             strict: o.strict,

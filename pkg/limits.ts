@@ -15,11 +15,18 @@ export interface Limits {
   layerBytes: number;
   /** Bytes of one output file (--max-output-size). */
   outputBytes: number;
+  /**
+   * Uncompressed bytes of an initramfs (--max-initrd): the kernel unpacks
+   * it into memory, and newc cpio cannot hold a file of 4 GiB or more (past
+   * 4 GiB LinuxKit's initrds break silently, linuxkit/linuxkit#3926).
+   */
+  initrdBytes: number;
 }
 
 export const defaultLimits: Limits = {
   layerBytes: 8 * GiB,
   outputBytes: 64 * GiB,
+  initrdBytes: 4 * GiB,
 };
 
 /**

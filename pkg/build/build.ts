@@ -53,7 +53,7 @@ export interface BuildOptions {
   components?: Record<string, string>;
   /** `--size` for disk formats, in bytes. */
   diskSize?: number;
-  /** Size limits (--max-layer-size, --max-output-size); defaults in pkg/limits.ts. */
+  /** Size limits (--max-layer-size, --max-output-size, --max-initrd); defaults in pkg/limits.ts. */
   limits?: Partial<Limits>;
   /** Registry timeouts (--timeout). */
   timeouts?: Timeouts;
@@ -274,6 +274,7 @@ async function attempt(opts: BuildOptions, spec: Spec, formats: Format[], warnin
       components,
       diskSize: opts.diskSize,
       maxOutputBytes: opts.limits?.outputBytes,
+      maxInitrdBytes: opts.limits?.initrdBytes,
       spec,
       packagePlan: pkgs ? (f: 'deb' | 'rpm' | 'pacman') => pkgs.plan(f) : undefined,
       emit,

@@ -45,6 +45,8 @@ export interface FormatContext {
   diskSize?: number;
   /** Largest output file (--max-output-size); Outputs refuses to write past it. */
   maxOutputBytes?: number;
+  /** Largest initramfs, uncompressed (--max-initrd; default pkg/limits.ts). */
+  maxInitrdBytes?: number;
   /** The spec being built. */
   spec: Spec;
   /**

@@ -11,6 +11,7 @@
  * into the cache when complete (atomic; concurrent builds write identical bytes).
  */
 import { join } from 'node:path';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { Tee, type ByteSink } from '../archive/sink.js';
 import type { Entry, Segment } from '../rootfs/entry.js';
 import { openSealed, SealedWriter } from '../cache/sealed.js';
@@ -30,40 +31,69 @@ export interface SegmentCacheOptions {
   signal?: AbortSignal;
   /** Told when a cached piece failed its check. */
   warn?: (message: string) => void;
+  /** The encoder returns a measure, kept beside each piece (see cachedEncode). */
+  measured?: boolean;
 }
 
 let seq = 0;
 
+/**
+ * Writes a segment's encoding into `dest`, from the cache or by `encode`.
+ * An encoder may return a measure of what it encoded (the uncompressed size
+ * of a cpio.gz): it is kept beside the cached piece (`.size`) and returned
+ * on a hit too; a piece cached without it is encoded again.
+ */
 export async function cachedEncode(
   seg: { key: string; name?: string },
   o: SegmentCacheOptions,
   dest: ByteSink,
-  encode: (sink: ByteSink) => Promise<void>,
-): Promise<'hit' | 'miss' | 'uncached'> {
-  if (!o.dir) {
-    await encode(dest);
-    return 'uncached';
-  }
+  encode: (sink: ByteSink) => Promise<void | number>,
+): Promise<number | undefined> {
+  if (!o.dir) return (await encode(dest)) ?? undefined;
   const file = join(o.dir, `${sha256hex(ENCODING_VERSION, o.kind, seg.key, String(o.epoch))}.${o.kind}`);
-  const hit = await openSealed(file, (why) =>
-    o.warn?.(`the cached ${o.kind} of ${seg.name ?? 'a segment'} was corrupt (${why}); removed it and encoded it again`),
-  );
+  const measured = o.measured ? await readMeasure(file) : undefined;
+  const hit =
+    measured === null
+      ? undefined
+      : await openSealed(file, (why) => o.warn?.(`the cached ${o.kind} of ${seg.name ?? 'a segment'} was corrupt (${why}); removed it and encoded it again`));
   if (hit) {
     for await (const c of hit.stream()) {
       o.signal?.throwIfAborted();
       await dest.write(c as Buffer);
     }
-    return 'hit';
+    return measured ?? undefined;
   }
   const w = new SealedWriter(join(o.tmpDir ?? o.dir, `seg-${process.pid}-${++seq}.tmp`));
+  let n: number | undefined;
   try {
-    await encode(new Tee([dest, w]));
+    n = (await encode(new Tee([dest, w]))) ?? undefined;
+    if (n !== undefined) {
+      // The measure first: a piece is only ever found with its own measure beside it.
+      const tmp = join(o.tmpDir ?? o.dir, `seg-${process.pid}-${++seq}.size.tmp`);
+      await writeFile(tmp, String(n));
+      await rename(tmp, `${file}.size`).catch(async (e: unknown) => {
+        await rm(tmp, { force: true });
+        throw e;
+      });
+    }
     await w.commit(file);
   } catch (e) {
     await w.abort();
     throw e;
   }
-  return 'miss';
+  return n;
+}
+
+/** The measure kept beside a cached piece, or null if it is missing or bad. */
+async function readMeasure(file: string): Promise<number | null> {
+  let text: string;
+  try {
+    text = await readFile(`${file}.size`, 'utf8');
+  } catch {
+    return null;
+  }
+  const n = Number(text);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
 }
 
 /** The segment cache as a format's context has it. */

@@ -259,6 +259,19 @@ describe('layers that inflate without end, headers that lie (rows 9, 14)', () =>
     expect(await readdir(sb.out)).toEqual([]);
     await expectNothingLeft(sb, before);
   });
+  it('a root filesystem past --max-initrd: one line naming kernel+squashfs and kernel+erofs, cold and from cached segments', async () => {
+    for (const round of ['cold', 'cached']) {
+      if (round === 'cached') {
+        const ok = await run(sb, ['build', '--offline', '--cache', sb.cache, '-f', 'kernel+initrd', '--dir', sb.out + '-ok', 'ref.yml']);
+        expect(ok.exitCode, ok.stderr).toBe(0);
+      }
+      const before = await snapshot(sb.root, ['out', 'cache']);
+      const r = await run(sb, ['build', '--offline', '--cache', sb.cache, '-f', 'kernel+initrd', '--dir', sb.out, '--max-initrd', '1K', 'ref.yml']);
+      expectOneLine(r, /the root filesystem is over 1 KiB uncompressed .*more than an initramfs holds \(--max-initrd 1 KiB\): build kernel\+squashfs or kernel\+erofs|the root filesystem is [\d.]+ \w+ uncompressed .*--max-initrd 1 KiB.*kernel\+squashfs or kernel\+erofs/);
+      expect(await readdir(sb.out), round).toEqual([]);
+      await expectNothingLeft(sb, before);
+    }
+  });
   it('the same cache then builds the reference system byte for byte', async () => {
     await expectRecovers(sb);
   });

@@ -14,7 +14,8 @@
 import type { Format, FormatContext, OutputFile } from '../format.js';
 import type { Entry, Segment } from '../../rootfs/entry.js';
 import { CpioWriter, cpioTrailer } from '../../archive/cpio.js';
-import { bodyChunks, collectBody, type ByteSink } from '../../archive/sink.js';
+import { bodyChunks, collectBody, Counter, type ByteSink } from '../../archive/sink.js';
+import { defaultLimits, formatSize } from '../../limits.js';
 import { ParallelGzip } from '../../archive/pgzip.js';
 import { tarHeader, writeTarEntry, END_OF_ARCHIVE } from '../../archive/tarwrite.js';
 import { prepareBootParts } from '../bootparts.js';
@@ -34,18 +35,36 @@ export async function gzipInto(dest: ByteSink, produce: (s: ParallelGzip) => Pro
 
 const isBoot = (p: string) => p.startsWith('boot/');
 
-async function cpioSegment(ctx: FormatContext, seg: { key: string; name: string }, entries: AsyncIterable<Entry>, dest: ByteSink): Promise<void> {
-  await cachedEncode(seg, segmentCacheOptions(ctx, 'cpio.gz'), dest, (s) =>
-    gzipInto(s, async (g) => {
-      const w = new CpioWriter(g, ctx.epoch);
+/** newc cpio's c_filesize is 32 bits. */
+const CPIO_MAX_FILE = 0xffffffff;
+
+function tooBig(what: string, limit: number): DockyardError {
+  return new DockyardError('E_LIMIT', `${what}, more than an initramfs holds (--max-initrd ${formatSize(limit)}): build kernel+squashfs or kernel+erofs, whose root filesystem is read from a disk`);
+}
+
+/** One segment as gzip'd cpio into `dest`; returns its uncompressed size. `before`: bytes of the initramfs so far. */
+async function cpioSegment(ctx: FormatContext, seg: { key: string; name: string }, entries: AsyncIterable<Entry>, dest: ByteSink, before: number): Promise<number> {
+  const limit = ctx.maxInitrdBytes ?? defaultLimits.initrdBytes;
+  const n = await cachedEncode(seg, { ...segmentCacheOptions(ctx, 'cpio.gz'), measured: true }, dest, async (s) => {
+    let size = 0;
+    await gzipInto(s, async (g) => {
+      const counted = new Counter(g);
+      const w = new CpioWriter(counted, ctx.epoch);
       for await (const e of entries) {
         ctx.signal?.throwIfAborted();
         if (isBoot(e.path)) continue; // LinuxKit drops other boot/ files from the initrd
+        if (e.type === 'file' && e.size > CPIO_MAX_FILE) throw tooBig(`${e.path} (${seg.name}) is ${formatSize(e.size)}`, limit);
         await w.add(e);
         await g.boundary();
+        if (before + counted.bytes > limit) throw tooBig(`the root filesystem is over ${formatSize(limit)} uncompressed (at ${e.path}, ${seg.name})`, limit);
       }
-    }),
-  );
+      size = counted.bytes;
+    });
+    return size;
+  });
+  const total = before + (n ?? 0);
+  if (total > limit) throw tooBig(`the root filesystem is ${formatSize(total)} uncompressed (through ${seg.name})`, limit);
+  return n ?? 0;
 }
 
 export interface SplitResult {
@@ -60,6 +79,7 @@ export interface SplitResult {
 export async function writeKernelInitrd(ctx: FormatContext, kernelSink: ByteSink | undefined, initrdSink: ByteSink, format: string, file: string): Promise<SplitResult> {
   let cmdline: Buffer = Buffer.alloc(0);
   let kernel = false;
+  let total = 0;
   const segs: Segment[] = ctx.segments;
   for (let i = 0; i < segs.length; i++) {
     ctx.signal?.throwIfAborted();
@@ -80,9 +100,9 @@ export async function writeKernelInitrd(ctx: FormatContext, kernelSink: ByteSink
         else held.push(e); // the `boot` directory itself stays in the initrd
       }
       if (ucode) await initrdSink.write(ucode);
-      await cpioSegment(ctx, { key: `${seg.key}:after-boot`, name: seg.name }, prepend(held, seg.split.rest()[Symbol.asyncIterator]()), initrdSink);
+      total += await cpioSegment(ctx, { key: `${seg.key}:after-boot`, name: seg.name }, prepend(held, seg.split.rest()[Symbol.asyncIterator]()), initrdSink, total);
     } else {
-      await cpioSegment(ctx, seg, seg.entries(), initrdSink);
+      total += await cpioSegment(ctx, seg, seg.entries(), initrdSink, total);
     }
     ctx.emit({ kind: 'output-progress', format, file, bytes: (initrdSink as { bytes?: number }).bytes ?? 0 });
   }
