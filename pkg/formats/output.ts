@@ -4,7 +4,8 @@
  * failure every temp file is removed, so no partial output is left.
  */
 import { constants as fsConstants, createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { appendFile, chmod, copyFile as copyFileFs, rename, rm, mkdir } from 'node:fs/promises';
+import { appendFile, chmod, copyFile as copyFileFs, open, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { DockyardError } from '../errors.js';
@@ -12,6 +13,7 @@ import { checkOutputPath, fsError, outputTemp } from '../fsutil.js';
 import { formatSize } from '../limits.js';
 import { untrackTemp } from '../tempfiles.js';
 import { Sink, forwardZeros, type ByteSink } from '../archive/sink.js';
+import { FilePositionalSink } from '../archive/positional.js';
 import type { FormatContext, OutputFile } from './format.js';
 
 export interface OpenOutput {
@@ -20,7 +22,7 @@ export interface OpenOutput {
 }
 
 export class Outputs {
-  private readonly open: { path: string; tmp?: string; sink?: Sink; stream?: WriteStream; done?: { bytes: number; sha256: string } }[] = [];
+  private readonly open: { path: string; tmp?: string; sink?: Sink; stream?: WriteStream; fh?: FileHandle; positional?: FilePositionalSink; done?: { bytes: number; sha256: string } }[] = [];
 
   constructor(private readonly ctx: FormatContext) {}
 
@@ -100,10 +102,40 @@ export class Outputs {
     return { path };
   }
 
+  /**
+   * An output written by position (filesystem images write their superblock
+   * last). Not to standard output; its digest is read back at commit.
+   */
+  async createPositional(file: string): Promise<{ path: string; sink: FilePositionalSink }> {
+    if (this.ctx.outFile === '-') throw new DockyardError('E_USAGE', `${file} is written by position: it cannot go to standard output`);
+    const path = join(this.ctx.dir, file);
+    const tmp = await this.tempFor(path);
+    const entry: (typeof this.open)[number] = { path, tmp };
+    this.open.push(entry);
+    try {
+      entry.fh = await open(tmp, 'wx+', 0o644);
+    } catch (e) {
+      throw fsError('E_OUTPUT', `cannot write ${path}`, e);
+    }
+    const sink = new FilePositionalSink(entry.fh, this.limit(path), (e) => fsError('E_OUTPUT', `cannot write ${path}`, e));
+    entry.positional = sink;
+    return { path, sink };
+  }
+
   /** Finish every output and move it into place. */
   async commit(format: string): Promise<OutputFile[]> {
     const out: OutputFile[] = [];
     for (const o of this.open) {
+      if (o.fh) {
+        try {
+          const fh = o.fh;
+          o.fh = undefined;
+          await fh.close();
+          o.done = { bytes: o.positional!.end, sha256: await fileSha256(o.tmp!) };
+        } catch (e) {
+          throw fsError('E_OUTPUT', `cannot write ${o.path}`, e);
+        }
+      }
       if (!o.sink) continue;
       try {
         if (o.stream) await o.sink.end();
@@ -134,6 +166,7 @@ export class Outputs {
   async abort(): Promise<void> {
     for (const o of this.open) {
       o.stream?.destroy();
+      await o.fh?.close().catch(() => {});
       if (o.tmp) {
         await rm(o.tmp, { force: true });
         untrackTemp(o.tmp);
@@ -145,6 +178,12 @@ export class Outputs {
 
 function tooLarge(path: string, max: number): DockyardError {
   return new DockyardError('E_LIMIT', `output ${path} would be larger than ${formatSize(max)} (--max-output-size raises the limit)`);
+}
+
+async function fileSha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(c as Buffer);
+  return h.digest('hex');
 }
 
 /** Copy a file's bytes into a sink. */
