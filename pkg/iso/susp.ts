@@ -33,23 +33,62 @@ export function ceEntry(block: number, offset: number, length: number): Buffer {
   return entry('CE', body);
 }
 
-/** SUSP 5.5 "ER": the extension reference for RRIP, in the root's "." record (here via its Continuation Area). */
-export function erEntry(): Buffer {
-  const id = 'RRIP_1991A';
-  const des = 'THE ROCK RIDGE INTERCHANGE PROTOCOL PROVIDES SUPPORT FOR POSIX FILE SYSTEM SEMANTICS';
-  const src = 'PLEASE CONTACT DISC PUBLISHER FOR SPECIFICATION SOURCE.  SEE PUBLISHER IDENTIFIER IN PRIMARY VOLUME DESCRIPTOR FOR CONTACT INFORMATION.';
+/**
+ * SUSP 5.5 "ER": the extension reference for RRIP, in the root's "." record
+ * (here via its Continuation Area). RRIP 1.09 ("RRIP_1991A", PX of length
+ * 36) by default; with `inodes`, RRIP 1.12 (PX of length 44 carrying a file
+ * serial number), under the identifier libisofs writes for it.
+ */
+export function erEntry(o: { inodes?: boolean } = {}): Buffer {
+  const [id, des, src] = o.inodes
+    ? ['IEEE_1282', 'THE IEEE 1282 PROTOCOL PROVIDES SUPPORT FOR POSIX FILE SYSTEM SEMANTICS.', 'PLEASE CONTACT THE IEEE STANDARDS DEPARTMENT, PISCATAWAY, NJ, USA FOR THE 1282 SPECIFICATION.']
+    : [
+        'RRIP_1991A',
+        'THE ROCK RIDGE INTERCHANGE PROTOCOL PROVIDES SUPPORT FOR POSIX FILE SYSTEM SEMANTICS',
+        'PLEASE CONTACT DISC PUBLISHER FOR SPECIFICATION SOURCE.  SEE PUBLISHER IDENTIFIER IN PRIMARY VOLUME DESCRIPTOR FOR CONTACT INFORMATION.',
+      ];
   const head = Buffer.from([id.length, des.length, src.length, 1]); // LEN_ID, LEN_DES, LEN_SRC, EXT_VER
   return entry('ER', Buffer.concat([head, Buffer.from(id + des + src, 'latin1')]));
 }
 
-/** RRIP 4.1.1 "PX": st_mode, st_nlink, st_uid, st_gid, each both-endian (RRIP_1991A length 36). */
-export function pxEntry(mode: number, nlink: number, uid: number, gid: number): Buffer {
-  const body = Buffer.alloc(32);
+/**
+ * RRIP 4.1.1 "PX": st_mode, st_nlink, st_uid, st_gid, each both-endian
+ * (length 36, RRIP 1.09); with `serial`, also the file serial number
+ * (st_ino, length 44, RRIP 1.12), equal for every name of one file.
+ */
+export function pxEntry(mode: number, nlink: number, uid: number, gid: number, serial?: number): Buffer {
+  const body = Buffer.alloc(serial === undefined ? 32 : 40);
   both32(body, 0, mode);
   both32(body, 8, nlink);
   both32(body, 16, uid);
   both32(body, 24, gid);
+  if (serial !== undefined) both32(body, 32, serial);
   return entry('PX', body);
+}
+
+/** The largest major and minor a Linux dev_t holds (12 and 20 bits: the kernel's MKDEV). */
+export const MAX_MAJOR = 0xfff;
+export const MAX_MINOR = 0xfffff;
+
+/**
+ * RRIP 4.1.2 "PN": a device's number as "dev_t high" and "dev_t low", each
+ * both-endian (length 20). Readers differ on what the halves mean: Linux
+ * (fs/isofs/rock.c) takes high as the major and low as the minor, except
+ * that high 0 with bits above the low 8 in low means low is the old
+ * `major << 8 | minor`; libisofs (xorriso) and libarchive (bsdtar) join the
+ * halves into one 64-bit glibc dev_t. For major < 4096 and minor < 256 (every
+ * usual device node) both readings agree on high 0, low `major << 8 | minor`,
+ * which is what is written. Beyond that no encoding satisfies both, and the
+ * image is a root filesystem for Linux: high = major, low = minor, as the
+ * kernel reads it. Major 0 with a minor over 255 the kernel cannot read at
+ * all; the caller refuses it.
+ */
+export function pnEntry(major: number, minor: number): Buffer {
+  const body = Buffer.alloc(16);
+  const old = major <= 0xfff && minor <= 0xff;
+  both32(body, 0, old ? 0 : major);
+  both32(body, 8, old ? (major << 8) | minor : minor);
+  return entry('PN', body);
 }
 
 /** RRIP 4.1.6 "TF": flags 0x0E = modify, access, attributes; 7-byte (9.1.5) times. */
@@ -75,34 +114,48 @@ export function nmEntries(name: string): Buffer[] {
  * RRIP 4.1.3 "SL": the target as Component Records (flags: 1 continue,
  * 2 current, 4 parent, 8 root), packed into entries of at most 255 bytes
  * with the entry's CONTINUE flag on all but the last.
+ *
+ * Every entry but the last ends inside a component (its last record has
+ * the component CONTINUE flag: a piece of a name, or an empty record). Linux
+ * (fs/isofs/rock.c) and libisofs read a clean break between entries as a
+ * "/", but libarchive (bsdtar) joins the two names without one; a break
+ * inside a component reads the same to all of them.
  */
 export function slEntries(target: string): Buffer[] {
-  const comps: Buffer[] = [];
-  const parts = target.split('/');
-  if (target.startsWith('/')) comps.push(Buffer.from([8, 0]));
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i];
+  const comps: { flags: number; text: Buffer }[] = [];
+  const none = Buffer.alloc(0);
+  if (target.startsWith('/')) comps.push({ flags: 8, text: none });
+  for (const p of target.split('/')) {
     if (p === '') continue;
-    if (p === '.') comps.push(Buffer.from([2, 0]));
-    else if (p === '..') comps.push(Buffer.from([4, 0]));
-    else {
-      const b = Buffer.from(p, 'utf8');
-      const MAXC = 255 - 5 - 2;
-      for (let j = 0; j < b.length; j += MAXC) {
-        const piece = b.subarray(j, j + MAXC);
-        comps.push(Buffer.concat([Buffer.from([j + MAXC < b.length ? 1 : 0, piece.length]), piece]));
-      }
-    }
+    if (p === '.') comps.push({ flags: 2, text: none });
+    else if (p === '..') comps.push({ flags: 4, text: none });
+    else comps.push({ flags: 0, text: Buffer.from(p, 'utf8') });
   }
+  const ROOM = 255 - 5; // the entry's header and its flags byte
   const out: Buffer[][] = [[]];
   let used = 0;
+  const put = (flags: number, text: Buffer) => {
+    out[out.length - 1].push(Buffer.from([flags, text.length]), text);
+    used += 2 + text.length;
+  };
   for (const c of comps) {
-    if (used + c.length > 255 - 5) {
+    let text = c.text;
+    for (;;) {
+      // Two bytes are always kept for an empty continued record to end the entry with.
+      const room = ROOM - used - 2;
+      if (2 + text.length <= room) {
+        put(c.flags, text);
+        break;
+      }
+      if (c.flags === 0 && room >= 3) {
+        // A piece of the name, continued in the next entry.
+        const piece = text.subarray(0, room - 2);
+        put(1, piece);
+        text = text.subarray(piece.length);
+      } else put(1, none);
       out.push([]);
       used = 0;
     }
-    out[out.length - 1].push(c);
-    used += c.length;
   }
   return out.map((cs, i) => entry('SL', Buffer.concat([Buffer.from([i < out.length - 1 ? 1 : 0]), ...cs])));
 }
