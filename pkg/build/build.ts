@@ -146,7 +146,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   for (const f of formats) {
     for (const file of opts.outFile ? [opts.outFile] : f.files(opts.name, { spec, arch: opts.arch })) {
       const other = seen.get(file);
-      if (other !== undefined && other !== f.name) throw new DockyardError('E_USAGE', `formats ${other} and ${f.name} both write ${file}: build them into different --dir`);
+      const same = (g: Format) => !opts.outFile && (g.sameBytes?.(opts.name) ?? []).includes(file);
+      if (other !== undefined && other !== f.name && !(same(f) && same(formats.find((g) => g.name === other)!)))
+        throw new DockyardError('E_USAGE', `formats ${other} and ${f.name} both write ${file}: build them into different --dir`);
       seen.set(file, f.name);
     }
   }
@@ -297,7 +299,8 @@ async function attempt(opts: BuildOptions, spec: Spec, formats: Format[], warnin
       }
     };
     const results = await Promise.allSettled(Array.from({ length: Math.min(formats.length, FORMATS_AT_ONCE) }, worker));
-    for (const d of done) if (d) outputs.push(...d);
+    // A file two formats write with the same bytes (sameBytes) is listed once.
+    for (const d of done) if (d) outputs.push(...d.filter((o) => !outputs.some((x) => x.path === o.path)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   } catch (e) {

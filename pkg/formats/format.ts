@@ -76,6 +76,12 @@ export interface Format {
   /** Output file names (relative to dir) this format writes for `name` (packages: as their ecosystem names them). */
   files(name: string, target: OutputTarget): string[];
   /**
+   * Those of its files whose bytes are the build's, whichever format writes
+   * them (NAME-kernel, NAME-cmdline of kernel+initrd, kernel+squashfs…):
+   * formats listing the same file may be built together into one --dir.
+   */
+  sameBytes?(name: string): string[];
+  /**
    * What it is written from: the root filesystem's segments (default), or
    * the spec's package plan (`package:` section, its containers and images).
    */

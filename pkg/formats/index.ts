@@ -13,6 +13,9 @@ import { isoEfiInitrdFormat } from './iso-efi-initrd/index.js';
 import { debFormat } from './deb/index.js';
 import { pacmanFormat } from './pacman/index.js';
 import { rpmFormat } from './rpm/index.js';
+import { kernelErofsFormat, kernelSquashfsFormat } from './kernelfs/index.js';
+import { kernelIsoFormat } from './kernel-iso/index.js';
+import { sysextFormat } from './sysext/index.js';
 import { qcow2EfiFormat, qcow2BiosFormat, vhdFormat, dynamicVhdFormat, vmdkFormat, azureFormat, gcpFormat, awsFormat } from './vdisk/index.js';
 
 const formats = new Map<string, Format>([
@@ -37,14 +40,17 @@ const formats = new Map<string, Format>([
   [debFormat.name, debFormat],
   [rpmFormat.name, rpmFormat],
   [pacmanFormat.name, pacmanFormat],
+  [kernelSquashfsFormat.name, kernelSquashfsFormat],
+  [kernelErofsFormat.name, kernelErofsFormat],
+  [kernelIsoFormat.name, kernelIsoFormat],
+  [sysextFormat.name, sysextFormat],
 ]);
 
 export const formatNames: string[] = [...formats.keys()];
 
 /** LinuxKit formats dockyard does not write yet: refused before anything is pulled. */
 const notYet: Record<string, string> = {
-  'kernel+squashfs': 'a native squashfs writer is not written yet',
-  'kernel+erofs': 'a native EROFS writer is not written yet',
+  rpi3: 'its u-boot images and Raspberry Pi firmware are not written yet',
 };
 
 export function getFormat(name: string): Format {

@@ -68,10 +68,10 @@ describe('bad inputs give one clear line', () => {
   it('formats LinuxKit has and dockyard does not yet are refused before anything else', async () => {
     const f = join(work, 'ok.yml');
     await writeFile(f, 'onboot:\n  - name: x\n    image: 127.0.0.1:1/nothing/here:1\n');
-    const r = await dockyard(['build', '--cache', join(work, 'c'), '--offline', '--dir', join(work, 'sq'), '-f', 'kernel+squashfs', f]);
+    const r = await dockyard(['build', '--cache', join(work, 'c'), '--offline', '--dir', join(work, 'sq'), '-f', 'rpi3', f]);
     expect(r.exitCode).toBe(1);
     expectOneCleanError(r.stderr);
-    expect(r.stderr).toMatch(/kernel\+squashfs is not supported by dockyard yet/);
+    expect(r.stderr).toMatch(/rpi3 is not supported by dockyard yet/);
   });
 
   it('two formats writing the same file are refused', async () => {

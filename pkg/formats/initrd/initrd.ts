@@ -113,6 +113,7 @@ export async function writeKernelInitrd(ctx: FormatContext, kernelSink: ByteSink
 export const kernelInitrdFormat: Format = {
   name: 'kernel+initrd',
   files: (name) => [`${name}-kernel`, `${name}-initrd.img`, `${name}-cmdline`],
+  sameBytes: (name) => [`${name}-kernel`, `${name}-cmdline`],
   async write(ctx: FormatContext): Promise<OutputFile[]> {
     if (ctx.outFile) throw new DockyardError('E_USAGE', 'kernel+initrd writes three files: use --dir and --name, not -o');
     if (ctx.segments[0]?.name === 'kernel') return writeFromBootParts(ctx);
