@@ -5,13 +5,12 @@
  */
 import { DockyardError } from '../errors.js';
 import type { ByteSink } from '../archive/sink.js';
-import { packageFileName, type PackageMeta, type PackagePlan } from '../package/types.js';
-import type { PackagerName } from '../spec/types.js';
+import { packageFileName, type PackageFormat, type PackageMeta, type PackagePlan } from '../package/types.js';
 import type { Format, FormatContext, OutputFile, OutputTarget } from './format.js';
 import { Outputs } from './output.js';
 
 export interface PackageEncoder {
-  name: PackagerName;
+  name: PackageFormat;
   /** A bad name or version: the key at fault and one line saying why. */
   checkNames(meta: Pick<PackageMeta, 'name' | 'version' | 'release' | 'epoch'>): { key: 'name' | 'version' | 'release'; message: string } | undefined;
   encode(plan: PackagePlan, sink: ByteSink, o: { tmpDir: string; mtime: number; signal?: AbortSignal }): Promise<void>;

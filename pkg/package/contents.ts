@@ -47,7 +47,7 @@ interface Item extends PackageFile {
   from: string;
   spooled?: Spooled;
   /** The formats it is limited to (`packager:`). */
-  only?: PackagerName;
+  only?: PackagerName[];
 }
 
 export interface ResolvedContents {
@@ -77,7 +77,7 @@ export async function resolveContents(input: ResolveInput): Promise<ResolvedCont
       const list = items.get(it.path) ?? [];
       for (const other of list) {
         // One path, one source per format: a deb-only and an rpm-only entry may share a path.
-        if (other.only && it.only && other.only !== it.only) continue;
+        if (other.only && it.only && !other.only.some((f) => it.only!.includes(f))) continue;
         if (other.type === 'dir' && it.type === 'dir') return;
         throw new DockyardError('E_PACKAGE', `${it.from} and ${other.from} both provide ${it.path}`);
       }
@@ -227,7 +227,7 @@ export async function resolveContents(input: ResolveInput): Promise<ResolvedCont
       forFormat(f: PackagerName): PackageContents {
         const chosen = new Map<string, Item>();
         for (const [path, list] of items) {
-          const it = list.find((i) => i.only === f) ?? list.find((i) => i.only === undefined);
+          const it = list.find((i) => i.only?.includes(f)) ?? list.find((i) => i.only === undefined);
           if (it) chosen.set(path, it);
         }
         // Every parent directory listed, implicit ones root-owned 0755.

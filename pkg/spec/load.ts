@@ -10,7 +10,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type
 import { DockyardError, type SourcePosition, type SpecProblem } from '../errors.js';
 import { kindOf, readRegular } from '../fsutil.js';
 import { formatSize, MaxSpecBytes } from '../limits.js';
-import { RELATION_KEYS, type FileSpec, type ImageSpec, type KernelSpec, type PackageSpec, type Spec, type VolumeSpec } from './types.js';
+import { RELATION_KEYS, type FileSpec, type ImageSpec, type KernelSpec, type PackageSpec, type PackagerName, type Spec, type VolumeSpec } from './types.js';
 import { describeErrors, displayPath, validateSpec, type PathSeg } from './schema.js';
 
 export interface SpecInput {
@@ -543,7 +543,7 @@ function packageSpec(pkg: NonNullable<Merged['pkg']>, check: (at: Origin, messag
       image: typeof c.image === 'string' ? c.image : undefined,
       content: typeof c.content === 'string' ? c.content : undefined,
       type,
-      packager: c.packager as PackageSpec['contents'][number]['packager'],
+      packager: c.packager === undefined ? undefined : ((Array.isArray(c.packager) ? c.packager : [c.packager]) as PackagerName[]),
       mode: typeof info.mode === 'string' ? parseInt(info.mode, 8) : undefined,
       owner: typeof info.owner === 'string' ? info.owner : undefined,
       group: typeof info.group === 'string' ? info.group : undefined,
@@ -580,6 +580,7 @@ function packageSpec(pkg: NonNullable<Merged['pkg']>, check: (at: Origin, messag
     scripts,
     changelog,
     containersPrefix: isObj(containers) && typeof containers.prefix === 'string' ? containers.prefix : undefined,
+    sysext: isObj(v('sysext')) ? (v('sysext') as PackageSpec['sysext']) : undefined,
     pos: pos(pkg.first.p, pkg.first.path),
     keyPos,
   };

@@ -157,7 +157,7 @@ export interface Spec {
 /** Relations as the `package:` section names them. */
 export const RELATION_KEYS = ['depends', 'pre-depends', 'recommends', 'suggests', 'conflicts', 'breaks', 'replaces', 'provides'] as const;
 export type RelationKey = (typeof RELATION_KEYS)[number];
-export type PackagerName = 'deb' | 'rpm' | 'pacman';
+export type PackagerName = 'deb' | 'rpm' | 'pacman' | 'sysext';
 
 export interface PackageContentSpec {
   dst: string;
@@ -165,7 +165,8 @@ export interface PackageContentSpec {
   image?: string;
   content?: string;
   type: 'file' | 'config' | 'config|noreplace' | 'dir' | 'symlink' | 'ghost' | 'tree';
-  packager?: PackagerName;
+  /** `packager:`: only in these formats' outputs (written as one name or a list). */
+  packager?: PackagerName[];
   /** Parsed from file_info.mode. */
   mode?: number;
   owner?: string;
@@ -207,6 +208,8 @@ export interface PackageSpec {
   scripts: Partial<Record<'preinstall' | 'postinstall' | 'preremove' | 'postremove', string>>;
   changelog: PackageChangeSpec[];
   containersPrefix?: string;
+  /** `-f sysext`: its extension-release fields and file system (schema: package.sysext). */
+  sysext?: { id?: string; version_id?: string; sysext_level?: string; filesystem?: 'squashfs' | 'erofs' };
   /** Where the section and each of its keys were written (`name`, `version`…), for errors. */
   pos?: SourcePosition;
   keyPos: Record<string, SourcePosition>;

@@ -14,7 +14,10 @@
  *   - rpm -i --nodeps: the scriptlets start docker, the marker appears,
  *     rpm -e stops and removes it;
  *   - pacman -U: the files land where pacman -Qlp says, the service starts,
- *     pacman -R removes it.
+ *     pacman -R removes it;
+ *   - the sysext (engine.raw): systemd-sysext merge, systemd-sysusers, the
+ *     units start from the merged /usr, `docker run` prints the marker,
+ *     unmerge takes it away.
  * Both arches are booted (arm64 under TCG, ~9 min like amd64); DOCKYARD_ARM64_VM=0
  * skips the arm64 boot on a developer's machine (CI never sets it).
  */
@@ -68,19 +71,35 @@ afterAll(async () => {
 });
 
 const sha = async (f: string) => createHash('sha256').update(await readFile(f)).digest('hex');
+const ALL = 'deb,rpm,pacman,sysext';
 const build = (dir: string, files: string[], formats = 'deb,rpm,pacman') =>
   dockyard(['build', '--cache', cache, '--offline', '--dir', join(work, dir), '-f', formats, '--arch', 'amd64,arm64', ...files], { timeout: 900_000 });
 
 describe('engine packages (examples/engine.yml)', () => {
-  it('deb, rpm and pacman for amd64 and arm64 in one invocation, rebuilt byte for byte', async () => {
-    const r = await build('out', [engine]);
+  it('deb, rpm, pacman and sysext for amd64 and arm64 in one invocation, rebuilt byte for byte', async () => {
+    const r = await build('out', [engine], ALL);
     expect(r.exitCode, r.stderr).toBe(0);
-    const again = await build('again', [engine]);
+    const again = await build('again', [engine], ALL);
     expect(again.exitCode, again.stderr).toBe(0);
     for (const [arch, rarch] of ARCHES) {
-      for (const f of [v1.deb(arch), v1.rpm(rarch), v1.pac(rarch)]) expect(await sha(join(work, 'again', arch, f)), f).toBe(await sha(join(work, 'out', arch, f)));
+      for (const f of [v1.deb(arch), v1.rpm(rarch), v1.pac(rarch), 'engine.raw']) expect(await sha(join(work, 'again', arch, f)), f).toBe(await sha(join(work, 'out', arch, f)));
     }
   }, 1_800_000);
+
+  it('the sysext is a squashfs of /usr only, with its extension-release, sysusers.d and units wanted at boot (unsquashfs)', async () => {
+    for (const [arch] of ARCHES) {
+      const raw = join(work, 'out', arch, 'engine.raw');
+      const list = (await execa('unsquashfs', ['-lln', raw])).stdout;
+      const paths = list.split('\n').filter((l) => l.includes(' squashfs-root')).map((l) => l.replace(/^.* squashfs-root/, ''));
+      expect(paths.length).toBeGreaterThan(10);
+      expect(paths.filter((p) => p !== '' && !/^\/usr(\/|$)/.test(p)), list).toEqual([]);
+      expect(list).toMatch(/^-rwxr-xr-x 0\/0 .* squashfs-root\/usr\/bin\/dockerd$/m);
+      const cat = async (p: string) => (await execa('unsquashfs', ['-cat', raw, p])).stdout;
+      expect(await cat('usr/lib/extension-release.d/extension-release.engine')).toMatch(new RegExp(`^ID=_any$[\\s\\S]*^ARCHITECTURE=${arch === 'amd64' ? 'x86-64' : 'arm64'}$`, 'm'));
+      expect(await cat('usr/lib/sysusers.d/engine.conf')).toMatch(/^g docker -$/m);
+      expect(await cat('usr/lib/systemd/system/multi-user.target.d/10-engine.conf')).toMatch(/^Wants=.*docker\.service/m);
+    }
+  });
 
   it('dpkg-deb, lintian, rpm -qp, rpm -K, rpmlint and pacman -Qip read them', async () => {
     for (const [arch, rarch] of ARCHES) {
@@ -120,7 +139,7 @@ describe('engine packages (examples/engine.yml)', () => {
     // arm64: same checks, ~9 min under TCG like amd64; its VM image needs qemu-user (install-deps) and ~9 min cold.
     const skip = arch === 'arm64' && process.env.DOCKYARD_ARM64_VM === '0';
     it.skipIf(skip)(`installed, run, upgraded and removed on a booted Debian with systemd (${arch}${skip ? '; skipped: DOCKYARD_ARM64_VM=0' : ''})`, async () => {
-      if (!existsSync(join(work, 'out', arch, v1.deb(arch)))) expect((await build('out', [engine])).exitCode).toBe(0);
+      if (!existsSync(join(work, 'out', arch, 'engine.raw'))) expect((await build('out', [engine], ALL)).exitCode).toBe(0);
       const v2 = await build('v2', [engine, join(work, 'v2.yml')], 'deb');
       expect(v2.exitCode, v2.stderr).toBe(0);
       const svc = await build('services', [join(work, 'services.yml')], 'deb');
@@ -136,6 +155,7 @@ describe('engine packages (examples/engine.yml)', () => {
           { name: 'engine.pkg.tar.gz', path: join(work, 'out', arch, v1.pac(rarch)) },
           { name: 'services.deb', path: join(work, 'services', arch, `hello-services_1.0.0-1_${arch}.deb`) },
           { name: 'busybox.tar', path: busybox.path },
+          { name: 'engine.raw', path: join(work, 'out', arch, 'engine.raw') },
         ],
         script: VM_SCRIPT,
         timeoutMs: arch === 'amd64' ? 1_200_000 : 2_400_000,
@@ -170,6 +190,11 @@ describe('engine packages (examples/engine.yml)', () => {
       ok('pacman-files-where-Qlp-says');
       ok('pacman-docker-active');
       ok('pacman-removed');
+      // The same engine as a system extension.
+      ok('sysext-merged');
+      ok('sysext-docker-active');
+      expect(log).toMatch(/^DOCKYARD-MARKER-sysext-docker-run$/m);
+      ok('sysext-unmerged');
       expect(r.status, log.slice(-4000)).toBe(0);
     }, 3_000_000);
   }
@@ -234,4 +259,18 @@ check pacman-files-where-Qlp-says '[ $missing = 0 ] && pacman --config ./pacman.
 check pacman-docker-active 'active docker.service'
 pacman --config ./pacman.conf --noconfirm -R dockyard-engine 2>&1 | tail -5
 check pacman-removed '! pacman --config ./pacman.conf -Q dockyard-engine && ! test -e /usr/bin/dockerd'
+
+# The same engine as a systemd system extension: merged over /usr, its group
+# from sysusers.d, its units loaded and started, gone again after unmerge.
+mkdir -p /var/lib/extensions && cp engine.raw /var/lib/extensions/engine.raw
+systemd-sysext merge 2>&1 | tail -5
+check sysext-merged 'systemd-sysext status --no-pager | grep -q engine && test -x /usr/bin/dockerd'
+systemd-sysusers 2>&1 | tail -5
+systemctl daemon-reload
+systemctl start containerd.service docker.socket docker.service 2>&1 | tail -5
+check sysext-docker-active 'active docker.service containerd.service'
+busy sysext-docker-run
+systemctl stop docker.service docker.socket containerd.service
+systemd-sysext unmerge 2>&1 | tail -5
+check sysext-unmerged '! test -e /usr/bin/dockerd'
 `;

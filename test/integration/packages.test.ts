@@ -179,6 +179,50 @@ describe('packages from a spec', () => {
     }
   });
 
+  it('sysext: the package as a system extension (unsquashfs; EROFS read by fsck.erofs), the same bytes again; a path outside /usr and /opt is one line naming it', async () => {
+    // The spec as written puts files in /etc and /var: refused, naming them.
+    const bad = await build('sysext-bad', 'sysext');
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stderr.trim().split('\n').filter((l) => l.startsWith('dockyard:'))).toEqual([
+      expect.stringMatching(/^dockyard: sysext: a system extension holds only \/usr and \/opt, but the package has \/etc\/hello\/config\.json, \/etc\/hello\/motd, \/var\/lib\/hello \(limit them to other formats with packager: \[deb, rpm, pacman\]\)$/),
+    ]);
+    expect((await readdir(join(work, 'sysext-bad'), { recursive: true }).catch(() => [])).filter((f) => String(f).includes('.'))).toEqual([]);
+    // Limited to the packages, the rest is a sysext.
+    const only = (s: string) =>
+      s
+        .replace(/files:\n(?: {2}.*\n)+/, '')
+        .replace('      type: config|noreplace\n', '      type: config|noreplace\n      packager: [deb, rpm, pacman]\n')
+        .replace('      file_info: { mode: "0750" }\n', '      file_info: { mode: "0750" }\n      packager: [deb, rpm, pacman]\n');
+    await writeFile(join(work, 'ext.yml'), only(spec));
+    await writeFile(join(work, 'ext-erofs.yml'), only(spec) + '  sysext: { filesystem: erofs, id: debian, version_id: "12" }\n');
+    for (const run of ['ext', 'ext-again']) {
+      const r = await build(run, 'sysext', join(work, 'ext.yml'));
+      expect(r.exitCode, r.stderr).toBe(0);
+    }
+    const e = await build('ext-erofs', 'sysext', join(work, 'ext-erofs.yml'));
+    expect(e.exitCode, e.stderr).toBe(0);
+    for (const arch of ['amd64', 'arm64']) {
+      const raw = join(work, 'ext', arch, 'ext.raw');
+      expect(await sha(join(work, 'ext-again', arch, 'ext.raw'))).toBe(await sha(raw));
+      const list = (await execa('unsquashfs', ['-lln', raw])).stdout;
+      expect(list).toMatch(/^-rwxr-xr-x 0\/0 .* squashfs-root\/usr\/lib\/hello-appliance\/bin\/busybox$/m);
+      expect(list).toMatch(/^lrwxrwxrwx 0\/0 .* squashfs-root\/usr\/bin\/hello-busybox -> \/usr\/lib\/hello-appliance\/bin\/busybox$/m);
+      expect(list).toMatch(/squashfs-root\/usr\/lib\/hello-appliance\/containers\/services\/svc\/config\.json$/m);
+      expect(list).not.toMatch(/squashfs-root\/(etc|var)/);
+      const release = (await execa('unsquashfs', ['-cat', raw, 'usr/lib/extension-release.d/extension-release.ext'])).stdout;
+      expect(release).toBe(`ID=_any\nARCHITECTURE=${arch === 'amd64' ? 'x86-64' : 'arm64'}\nIMAGE_ID=ext\nIMAGE_VERSION=1.0.0-2`);
+      expect((await execa('unsquashfs', ['-cat', raw, 'usr/lib/sysusers.d/ext.conf'])).stdout).toMatch(/^g hello -$/m);
+
+      const ef = join(work, 'ext-erofs', arch, 'ext-erofs.raw');
+      const x = join(work, `erofs-x-${arch}`);
+      await execa('fsck.erofs', [`--extract=${x}`, ef]);
+      expect(await readFile(join(x, 'usr/lib/extension-release.d/extension-release.ext-erofs'), 'utf8')).toMatch(/^ID=debian\nVERSION_ID=12\nARCHITECTURE=/);
+      const sq = join(work, `sq-x-${arch}`);
+      await execa('unsquashfs', ['-d', sq, raw]);
+      expect(await sha(join(x, 'usr/lib/hello-appliance/bin/busybox'))).toBe(await sha(join(sq, 'usr/lib/hello-appliance/bin/busybox')));
+    }
+  });
+
   describe('bad input: one line, nothing written', () => {
     const cases: [string, string, RegExp][] = [
       ['invalid name', spec.replace('name: hello-appliance', 'name: Hello_Appliance'), /^dockyard: .*bad\.yml:\d+:\d+: package\.name: package name "Hello_Appliance" is not a valid Debian package name/m],
