@@ -8,11 +8,12 @@
  * platform beside ISOLINUX, where the hybrid MBR also points a partition of
  * type 0xEF at it.
  */
+import { DockyardError } from '../errors.js';
 import { createHash } from 'node:crypto';
 import type { ByteSink } from '../archive/sink.js';
 import { copyFile } from '../formats/output.js';
 import { planIso, type IsoBootEntry, type IsoNode, type IsoPlan } from './iso.js';
-import { addProtectiveEntry, GPT_TAIL, gptBackup, gptPrimary, HYBRID_ALIGN, isohybridMbr, type IsoGptInput } from './hybrid.js';
+import { addProtectiveEntry, GPT_TAIL, gptBackup, gptPrimary, HYBRID_ALIGN, isohybridMbr, protectiveMbr, type IsoGptInput } from './hybrid.js';
 import { guidFrom } from '../disk/guid.js';
 import type { IsoLayout } from './iso.js';
 
@@ -43,6 +44,11 @@ export interface BootIsoInput {
   extra?: IsoNode[];
   /** Stable inputs the disk signature is derived from (segment keys, cmdline, epoch). */
   seed: string[];
+  /**
+   * Without `bios`: bootable from a disk too (a USB stick) — a protective
+   * MBR and a GPT whose EFI System Partition is the El Torito EFI image.
+   */
+  hybrid?: boolean;
 }
 
 const streamed = (path: string, file: { path: string; size: number }): IsoNode => ({
@@ -79,6 +85,18 @@ export function planBootIso(o: BootIsoInput): IsoPlan {
     esp: { lba512: l.lbaOf('boot.img') * 4, sectors: Math.ceil(l.sizeOf('boot.img') / 512), guid: guidFrom('dockyard-iso-esp', ...o.seed) },
   });
   const hybrid = bios && o.efi;
+  if (!bios && o.hybrid) {
+    if (!o.efi) throw new DockyardError('E_INTERNAL', 'iso: an EFI-only hybrid image needs the EFI image');
+    return planIso({
+      nodes,
+      epoch: o.epoch,
+      volumeId: VOLUME_ID,
+      boot: { catalog: { path: 'boot.catalog', hidden: true }, entries },
+      padTo: HYBRID_ALIGN,
+      systemArea: (l: IsoLayout) => Buffer.concat([protectiveMbr(l.size, diskId), gptPrimary(gpt(l))]),
+      tail: { size: GPT_TAIL, encode: (l: IsoLayout) => gptBackup(gpt(l)) },
+    });
+  }
   return planIso({
     nodes,
     epoch: o.epoch,

@@ -25,6 +25,8 @@ export interface BootIsoFormat {
   /** /kernel and /initrd.img in the tree, and more files (GRUB's config), for an EFI image that loads them. */
   kernelInitrd?: boolean;
   extra?: (ctx: FormatContext, parts: BootParts) => IsoNode[];
+  /** Bootable from a disk too (isohybrid MBR + GPT with BIOS; protective MBR + GPT without). */
+  hybrid?: boolean;
 }
 
 export async function writeBootIso(ctx: FormatContext, f: BootIsoFormat): Promise<OutputFile[]> {
@@ -47,6 +49,7 @@ export async function writeBootIso(ctx: FormatContext, f: BootIsoFormat): Promis
       efi,
       kernelInitrd: f.kernelInitrd,
       extra: f.extra?.(ctx, parts),
+      hybrid: f.hybrid,
       seed: [f.format, ctx.arch, parts.cmdline, String(ctx.epoch), ...ctx.segments.map((s) => s.key)],
     });
     const o = await outs.create(f.file, true);

@@ -147,6 +147,20 @@ export function gptBackup(o: IsoGptInput): Buffer {
   return Buffer.concat([e, gptHeader(o, last, 1, last - 32, crc32(e))]);
 }
 
+/**
+ * A protective MBR (UEFI 2.10 §5.2.3) for an EFI-only hybrid image (arm64,
+ * as Debian's arm64 installer ISOs): no boot code, the disk signature at
+ * 440, one 0xEE entry (slot 1, byte 446) from LBA 1 over the rest of the
+ * image, 0x55AA at 510. UEFI firmware then reads the GPT behind it.
+ */
+export function protectiveMbr(size: number, diskId: number): Buffer {
+  const b = Buffer.alloc(512);
+  b.writeUInt32LE(diskId >>> 0, 440);
+  partEntry(false, 0xee, 1, Math.min(size / 512 - 1, 0xffffffff)).copy(b, 446);
+  b.writeUInt16LE(0xaa55, 510);
+  return b;
+}
+
 /** MBR partition entry 3 (slot at byte 478): the protective 0xEE entry from LBA 1 over the rest of the image. */
 export function addProtectiveEntry(mbr: Buffer, size: number): Buffer {
   const b = Buffer.from(mbr);
