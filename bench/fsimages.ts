@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   const pair: Record<string, { ours: Run; floor: Run }> = {};
   for (const [fmt, floorName, floor] of [
     ['kernel+squashfs', 'mksquashfs -comp gzip', (img: string) => tool('mksquashfs', [tree, img, '-comp', 'gzip', '-noappend', '-no-progress', '-quiet'], () => rm(img, { force: true }))],
-    ['kernel+erofs', 'mkfs.erofs (uncompressed)', (img: string) => tool('mkfs.erofs', ['-q', img, tree], () => rm(img, { force: true }))],
+    ['kernel+erofs', 'mkfs.erofs (uncompressed)', (img: string) => tool('mkfs.erofs', ['--quiet', img, tree], () => rm(img, { force: true }))],
   ] as const) {
     const ours: Run[] = [];
     const theirs: Run[] = [];
@@ -98,10 +98,11 @@ async function main(): Promise<void> {
     const img = join(out, `bench-${fmt.split('+')[1]}.img`);
     const size = (await stat(img)).size;
     const floorSize = (await stat(join(work, `floor-${fmt.replace('+', '-')}.img`))).size;
-    rows.push(
+    const row =
       `${fmt.padEnd(16)} ${o.seconds.toFixed(2).padStart(6)} s  peak ${(o.peak! / 1e6).toFixed(0).padStart(4)} MB  image ${(size / 1e6).toFixed(1)} MB` +
-        `   ${floorName}: ${t.seconds.toFixed(2)} s, ${(floorSize / 1e6).toFixed(1)} MB   ×${(o.seconds / t.seconds).toFixed(2)}`,
-    );
+        `   ${floorName}: ${t.seconds.toFixed(2)} s, ${(floorSize / 1e6).toFixed(1)} MB   ×${(o.seconds / t.seconds).toFixed(2)}`;
+    rows.push(row);
+    process.stderr.write(`bench: ${row}\n`);
   }
   const sq = pair['kernel+squashfs'];
   const report = [
