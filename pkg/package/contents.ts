@@ -20,7 +20,7 @@ import type { Entry } from '../rootfs/entry.js';
 import type { BlobStore, ImageHandle } from '../oci/types.js';
 import type { PackageContentSpec, PackagerName } from '../spec/types.js';
 import type { PackageContents, PackageFile } from './types.js';
-import { Spool, type Spooled } from './spool.js';
+import { Spool, type Spooled } from '../archive/spool.js';
 
 /** A file from somewhere else than `package.contents` (files:, bundles, units). */
 export interface ExtraSource {
@@ -70,7 +70,7 @@ function clean(p: string): string {
 const normalMode = (type: Entry['type'], mode: number | undefined) => mode ?? (type === 'dir' ? 0o755 : type === 'symlink' ? 0o777 : 0o644);
 
 export async function resolveContents(input: ResolveInput): Promise<ResolvedContents> {
-  const spool = await Spool.create(input.tmpDir, 'contents');
+  const spool = await Spool.create(input.tmpDir, 'package-contents');
   try {
     const items = new Map<string, Item[]>();
     const add = (it: Item) => {

@@ -14,109 +14,32 @@
  * the image copies them back in 1 MiB reads. Memory grows with the number
  * of entries, not their size. The spool is removed however the write ends.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Format, FormatContext, OutputFile } from '../format.js';
-import type { Entry } from '../../rootfs/entry.js';
 import { bodyChunks, type ByteSink } from '../../archive/sink.js';
 import { Outputs, Progress } from '../output.js';
 import { rootEntries } from '../kernelfs/index.js';
 import { DockyardError } from '../../errors.js';
-import { fsError, isErrno } from '../../fsutil.js';
-import { runTag, trackTemp, untrackTemp } from '../../tempfiles.js';
+import { Spool, type Spooled } from '../../archive/spool.js';
 import { FsTree, sortedChildren, type FsNode } from '../../fstree/tree.js';
 import { ISO_MAX_FILE, planIso, type IsoNode } from '../../iso/iso.js';
 import { VOLUME_ID } from '../../iso/boot.js';
 
 const NAME = 'kernel+iso';
-const CHUNK = 1024 * 1024;
-
-/** Where a file's content is in the spool. */
-interface Spooled {
-  offset: number;
-  size: number;
-}
-
-/** One scratch file the bodies are appended to, read back by range. */
-class Spool {
-  private length = 0;
-  private constructor(
-    readonly path: string,
-    private readonly fh: FileHandle,
-  ) {}
-
-  static async create(dir: string): Promise<Spool> {
-    const path = join(dir, `kernel-iso-${runTag}-${randomBytes(4).toString('hex')}.spool`);
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'wx+', 0o600);
-    } catch (e) {
-      throw fsError('E_OUTPUT', `cannot write ${path}`, e);
-    }
-    trackTemp(path);
-    return new Spool(path, fh);
-  }
-
-  /** Appends an entry's body, which must be exactly the size its header gives. */
-  async add(e: Entry, signal?: AbortSignal): Promise<Spooled> {
-    const offset = this.length;
-    let n = 0;
-    try {
-      for await (const c of bodyChunks(e.body)) {
-        signal?.throwIfAborted();
-        n += c.length;
-        if (n > e.size) throw new DockyardError('E_INTERNAL', `${e.path}: body is longer than the ${e.size} bytes its header says`);
-        for (let done = 0; done < c.length; ) {
-          const { bytesWritten } = await this.fh.write(c, done, c.length - done, this.length);
-          done += bytesWritten;
-          this.length += bytesWritten;
-        }
-      }
-    } catch (err) {
-      // A write error (ENOSPC) names the spool; errors of the body's source pass as they are.
-      if (isErrno(err) && err.syscall === 'write') throw fsError('E_OUTPUT', `cannot write ${this.path}`, err);
-      throw err;
-    }
-    if (n !== e.size) throw new DockyardError('E_INTERNAL', `${e.path}: body is ${n} bytes, header says ${e.size}`);
-    return { offset, size: n };
-  }
-
-  /** Copies a spooled body into `sink`, a fresh buffer per read (sinks may keep what they are given). */
-  async copy(s: Spooled, sink: ByteSink, signal?: AbortSignal): Promise<void> {
-    for (let at = 0; at < s.size; ) {
-      signal?.throwIfAborted();
-      const want = Math.min(CHUNK, s.size - at);
-      const buf = Buffer.allocUnsafe(want);
-      let got = 0;
-      while (got < want) {
-        let bytesRead: number;
-        try {
-          ({ bytesRead } = await this.fh.read(buf, got, want - got, s.offset + at + got));
-        } catch (e) {
-          throw fsError('E_OUTPUT', `cannot read ${this.path}`, e);
-        }
-        if (bytesRead === 0) throw new DockyardError('E_INTERNAL', `${this.path}: ends before byte ${s.offset + at + got}`);
-        got += bytesRead;
-      }
-      await sink.write(buf);
-      at += want;
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.fh.close().catch(() => {});
-    await rm(this.path, { force: true });
-    untrackTemp(this.path);
-  }
-}
 
 /**
  * The ISO's nodes from the finished tree: every path in byte order of its
  * names, depth first; a node met again (a hard link) is a link to the path
  * it was first met at.
  */
+/** A spooled body into `sink`. */
+async function copyRange(spool: Spool, s: Spooled, sink: ByteSink, signal?: AbortSignal): Promise<void> {
+  for await (const c of spool.read(s)) {
+    signal?.throwIfAborted();
+    await sink.write(c);
+  }
+}
+
 function isoNodes(tree: FsTree<Spooled>, spool: Spool, signal?: AbortSignal): IsoNode[] {
   const out: IsoNode[] = [];
   const first = new Map<FsNode<Spooled>, string>();
@@ -137,9 +60,9 @@ function isoNodes(tree: FsTree<Spooled>, spool: Spool, signal?: AbortSignal): Is
           walk(n, `${path}/`);
           break;
         case 'file': {
-          const data = n.data ?? { offset: 0, size: 0 };
+          const data = n.data ?? { offset: 0, size: 0, sha256: '', md5: '' };
           if (data.size !== n.size) throw new DockyardError('E_INTERNAL', `${path}: ${data.size} bytes spooled, ${n.size} in the tree`);
-          out.push({ type: 'file', ...attrs(n, path), size: n.size, write: (sink) => spool.copy(data, sink, signal) });
+          out.push({ type: 'file', ...attrs(n, path), size: n.size, write: (sink) => copyRange(spool, data, sink, signal) });
           break;
         }
         case 'symlink':
@@ -171,7 +94,7 @@ export const kernelIsoFormat: Format = {
     try {
       // Without a kernel in the spec, the image alone (as kernel+squashfs writes its image alone).
       const kernel = hasKernel ? await outs.create(`${ctx.name}-kernel`) : undefined;
-      spool = await Spool.create(ctx.tmpDir ?? tmpdir());
+      spool = await Spool.create(ctx.tmpDir ?? tmpdir(), 'kernel-iso', { digests: false, code: 'E_OUTPUT' });
       const boot = { value: Buffer.alloc(0), kernel: false };
       const tree = new FsTree<Spooled>(ctx.epoch);
       for await (const e of rootEntries(ctx, kernel?.sink, boot)) {
@@ -179,7 +102,7 @@ export const kernelIsoFormat: Format = {
         if (e.type === 'file') {
           // Refused before its bytes are spooled (the writer would refuse it after).
           if (e.size > ISO_MAX_FILE) throw new DockyardError('E_LIMIT', `${e.path} is ${e.size} bytes; an ISO 9660 file (one extent) holds at most ${ISO_MAX_FILE}`);
-          tree.add(e, await spool.add(e, ctx.signal));
+          tree.add(e, await spool.add(bodyChunks(e.body), ctx.signal, { size: e.size, what: e.path }));
         } else tree.add(e);
       }
       if (hasKernel && !boot.kernel) throw new DockyardError('E_KERNEL', 'the kernel image has no boot/kernel');
