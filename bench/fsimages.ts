@@ -13,7 +13,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile, stat } from 'node:fs/promises';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildFixtures, fixtureRefs } from '../test/fixtures/build.js';
+import { buildFixtures } from '../test/fixtures/build.js';
+import { FULL_KERNEL_SPEC } from './fullspec.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const cli = join(root, 'dist/cmd/dockyard.js');
@@ -22,16 +23,7 @@ const base = resolve(process.env.DOCKYARD_BENCH_DIR ?? join(root, '.bench'));
 const work = join(base, 'fsimages');
 const RUNS = Number(process.env.DOCKYARD_BENCH_RUNS ?? 3);
 
-const spec = `kernel:
-  image: ${fixtureRefs.kernelFull}
-  cmdline: "console=ttyS0"
-init:
-  - ${fixtureRefs.init}
-onboot:
-  - name: hello
-    image: ${fixtureRefs.busybox}
-    command: ["/bin/echo", "hello"]
-`;
+const spec = FULL_KERNEL_SPEC;
 
 interface Run {
   seconds: number;

@@ -21,6 +21,7 @@ import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { buildFixtures, fixtureRefs } from '../test/fixtures/build.js';
+import { FULL_KERNEL_SPEC } from './fullspec.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const cli = join(root, 'dist/cmd/dockyard.js');
@@ -29,16 +30,7 @@ const work = resolve(process.env.DOCKYARD_BENCH_DIR ?? join(root, '.bench'));
 const LINUXKIT = { warmSeconds: 15.2, peakBytes: 1.81e9 };
 const GZIP_LEVEL = 6;
 
-const spec = `kernel:
-  image: ${fixtureRefs.kernelFull}
-  cmdline: "console=ttyS0"
-init:
-  - ${fixtureRefs.init}
-onboot:
-  - name: hello
-    image: ${fixtureRefs.busybox}
-    command: ["/bin/echo", "hello"]
-`;
+const spec = FULL_KERNEL_SPEC;
 
 const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
 
