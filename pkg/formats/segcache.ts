@@ -11,7 +11,7 @@
  * into the cache when complete (atomic; concurrent builds write identical bytes).
  */
 import { join } from 'node:path';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { open, rename, rm, writeFile } from 'node:fs/promises';
 import { Tee, type ByteSink } from '../archive/sink.js';
 import type { Entry, Segment } from '../rootfs/entry.js';
 import { openSealed, SealedWriter } from '../cache/sealed.js';
@@ -86,9 +86,18 @@ export async function cachedEncode(
 
 /** The measure kept beside a cached piece, or null if it is missing or bad. */
 async function readMeasure(file: string): Promise<number | null> {
+  // At most 24 bytes of it (a decimal number): a cache file is checked, never trusted to be small.
   let text: string;
   try {
-    text = await readFile(`${file}.size`, 'utf8');
+    const fh = await open(`${file}.size`, 'r');
+    try {
+      const b = Buffer.alloc(24);
+      const { bytesRead } = await fh.read(b, 0, b.length, 0);
+      if (bytesRead === b.length) return null;
+      text = b.subarray(0, bytesRead).toString('latin1');
+    } finally {
+      await fh.close();
+    }
   } catch {
     return null;
   }
