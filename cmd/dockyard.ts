@@ -155,7 +155,7 @@ program
   .option('--decompress-kernel', 'write the kernel uncompressed (a gzip Image, or a bzImage with a gzip payload)')
   .option('--insecure-registry <host>', 'allow plain HTTP for HOST (repeatable)', collectOne)
   .option('--mirror <registry=url>', 'pull REGISTRY through URL (repeatable)', collectOne)
-  .option('--component <name=ref>', 'use REF for a bootloader component (systemd-boot, syslinux, grub-efi; repeatable)', collectOne)
+  .option('--component <name=ref>', 'use REF for a bootloader or firmware component (systemd-boot, syslinux, grub-efi, u-boot-rpi, raspi-firmware; repeatable)', collectOne)
   .option('--size <size>', 'disk size for disk formats, e.g. 512M, 2G (default: what fits, plus headroom)')
   .option('--max-layer-size <size>', `largest uncompressed image layer accepted (default ${formatSize(defaultLimits.layerBytes)})`)
   .option('--max-output-size <size>', `largest output file written (default ${formatSize(defaultLimits.outputBytes)})`)

@@ -11,6 +11,9 @@
  *   syslinux      /usr/lib/ISOLINUX/isolinux.bin, /usr/lib/ISOLINUX/isohdpfx.bin,
  *                 /usr/lib/syslinux/modules/bios/*.c32, /usr/lib/syslinux/mbr/{mbr,gptmbr}.bin  (amd64 only)
  *   grub-efi      /usr/lib/grub/{x86_64,arm64}-efi/monolithic/grub{x64,aa64}.efi
+ *   u-boot-rpi    /usr/lib/u-boot/rpi_3/u-boot.bin  (arm64 only)
+ *   raspi-firmware /usr/lib/raspi-firmware/{bootcode.bin,start*.elf,fixup*.dat},
+ *                 /usr/share/doc/raspi-firmware/copyright  (arm64 only)
  */
 import { DockyardError } from '../errors.js';
 import type { BlobStore, ImageHandle } from '../oci/types.js';
@@ -21,6 +24,8 @@ export const DEFAULT_COMPONENTS: Record<string, string> = {
   'systemd-boot': 'dockyard.dev/boot/systemd-boot:bookworm',
   syslinux: 'dockyard.dev/boot/syslinux:bookworm',
   'grub-efi': 'dockyard.dev/boot/grub-efi:bookworm',
+  'u-boot-rpi': 'dockyard.dev/boot/u-boot-rpi:bookworm',
+  'raspi-firmware': 'dockyard.dev/boot/raspi-firmware:bookworm',
 };
 
 export function componentRef(name: string, overrides: Record<string, string> = {}): string {

@@ -16,6 +16,7 @@ import { rpmFormat } from './rpm/index.js';
 import { kernelErofsFormat, kernelSquashfsFormat } from './kernelfs/index.js';
 import { kernelIsoFormat } from './kernel-iso/index.js';
 import { sysextFormat } from './sysext/index.js';
+import { rpi3Format } from './rpi3/index.js';
 import { qcow2EfiFormat, qcow2BiosFormat, vhdFormat, dynamicVhdFormat, vmdkFormat, azureFormat, gcpFormat, awsFormat } from './vdisk/index.js';
 
 const formats = new Map<string, Format>([
@@ -44,17 +45,12 @@ const formats = new Map<string, Format>([
   [kernelErofsFormat.name, kernelErofsFormat],
   [kernelIsoFormat.name, kernelIsoFormat],
   [sysextFormat.name, sysextFormat],
+  [rpi3Format.name, rpi3Format],
 ]);
 
 export const formatNames: string[] = [...formats.keys()];
 
-/** LinuxKit formats dockyard does not write yet: refused before anything is pulled. */
-const notYet: Record<string, string> = {
-  rpi3: 'its u-boot images and Raspberry Pi firmware are not written yet',
-};
-
 export function getFormat(name: string): Format {
-  if (name in notYet) throw new DockyardError('E_UNSUPPORTED_FORMAT', `format ${name} is not supported by dockyard yet (${notYet[name]}); kernel+initrd boots the same system`);
   const f = formats.get(name);
   if (!f) throw new DockyardError('E_UNSUPPORTED_FORMAT', `unknown output format "${name}" (known: ${formatNames.join(', ')})`);
   return f;

@@ -65,13 +65,14 @@ describe('bad inputs give one clear line', () => {
     expect(existsSync(join(out, 'ok.tar'))).toBe(false);
   });
 
-  it('formats LinuxKit has and dockyard does not yet are refused before anything else', async () => {
+  it('a format for an architecture it does not exist for (rpi3 on amd64) is refused before anything else', async () => {
     const f = join(work, 'ok.yml');
     await writeFile(f, 'onboot:\n  - name: x\n    image: 127.0.0.1:1/nothing/here:1\n');
-    const r = await dockyard(['build', '--cache', join(work, 'c'), '--offline', '--dir', join(work, 'sq'), '-f', 'rpi3', f]);
+    const r = await dockyard(['build', '--cache', join(work, 'c'), '--offline', '--arch', 'amd64', '--dir', join(work, 'sq'), '-f', 'rpi3', f]);
     expect(r.exitCode).toBe(1);
     expectOneCleanError(r.stderr);
-    expect(r.stderr).toMatch(/rpi3 is not supported by dockyard yet/);
+    expect(r.stderr).toMatch(/format rpi3 does not exist for amd64 \(it does for arm64\)/);
+    expect(existsSync(join(work, 'sq'))).toBe(false);
   });
 
   it('two formats writing the same file are refused', async () => {
