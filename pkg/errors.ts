@@ -21,6 +21,10 @@ export type ErrorCode =
   | 'E_KERNEL' // kernel image lacks what we need
   | 'E_PACKAGE' // a package: section cannot be built (a source missing from its image, two sources for one path)
   | 'E_COMPONENT' // a bootloader component image is missing, or lacks a file a format needs
+  | 'E_ARCHIVE_FORMAT' // a Debian archive's index, Release file or package does not parse
+  | 'E_ARCHIVE_SIGNATURE' // an InRelease is unsigned, badly signed, or signed by a key outside the keyring
+  | 'E_ARCHIVE_CHECKSUM' // an index or a package does not match the Release file, the index or the lock
+  | 'E_RESOLVE' // a package set cannot be satisfied from the archive
   | 'E_UNSUPPORTED_FORMAT'
   | 'E_UNSUPPORTED_ARCH'
   | 'E_OUTPUT' // writing an output failed
