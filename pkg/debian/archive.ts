@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { decompress as xzDecompress } from '@napi-rs/lzma/xz';
+import { xzBuffer } from '../archive/xz.js';
 import { DockyardError } from '../errors.js';
 import { parseDeb822 } from './deb822.js';
 import { PackageIndex, defaultPin, type IndexSource } from './packages.js';
@@ -47,6 +47,9 @@ export interface LoadedSuite {
   /** component -> uncompressed Packages bytes. */
   packages: Map<string, Buffer>;
 }
+
+/** Largest Packages index, uncompressed (bookworm main amd64: 50 MB). */
+const MAX_INDEX = 1024 * 1024 * 1024;
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -118,7 +121,7 @@ export async function loadSuite(repo: Repository, suite: string, arch: string, o
     }
     let text: Buffer;
     try {
-      text = path.endsWith('.xz') ? await xzDecompress(body) : gunzipSync(body);
+      text = path.endsWith('.xz') ? await xzBuffer(body, `${base}/${path}`, MAX_INDEX) : gunzipSync(body, { maxOutputLength: MAX_INDEX });
     } catch (e) {
       throw new DockyardError('E_ARCHIVE_FORMAT', `${base}/${path}: not a valid ${path.endsWith('.xz') ? 'xz' : 'gzip'} stream (${(e as Error).message})`, { cause: e });
     }
