@@ -20,6 +20,7 @@ import { formatNames, getFormat } from '../pkg/formats/index.js';
 import { createReporter } from './progress.js';
 import { parseComponentFlags } from '../pkg/components/components.js';
 import { registerRun } from './run.js';
+import { registerPkg } from './pkg.js';
 
 let debug = false;
 
@@ -330,6 +331,7 @@ cache
   });
 
 registerRun(program);
+registerPkg(program, { defaultCacheDir: () => defaultCacheDir(), signal: controller.signal });
 
 async function main(): Promise<void> {
   try {

@@ -29,7 +29,10 @@ export interface Repository {
 
 export interface FetchOptions {
   keyring: Keyring;
+  /** Where indices are kept (dockyard's cache: CACHE/debian). */
   cacheDir: string;
+  /** Scratch directory on the same file system (files are written there, then renamed into cacheDir). */
+  tmpDir: string;
   /** Use cached InRelease files; fail if one is missing. */
   offline?: boolean;
   /** Bytes of a URL (default: Node's fetch); throws DockyardError on failure. */
@@ -64,8 +67,9 @@ export async function httpGet(url: string, signal?: AbortSignal): Promise<Buffer
   return Buffer.from(await res.arrayBuffer());
 }
 
-async function atomicWrite(path: string, data: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
+let tmpSeq = 0;
+async function atomicWrite(path: string, data: Uint8Array, tmpDir: string): Promise<void> {
+  const tmp = join(tmpDir, `debian-index-${process.pid}-${++tmpSeq}`);
   await writeFile(tmp, data);
   await rename(tmp, path);
 }
@@ -91,7 +95,7 @@ export async function loadSuite(repo: Repository, suite: string, arch: string, o
   const verified = await verifyInRelease(raw, o.keyring, inUrl);
   const release = parseRelease(verified.text, inUrl);
   checkFresh(release, o.now ?? new Date(), inUrl);
-  if (!o.offline) await atomicWrite(relPath, Buffer.from(raw));
+  if (!o.offline) await atomicWrite(relPath, Buffer.from(raw), o.tmpDir);
 
   const packages = new Map<string, Buffer>();
   for (const comp of repo.components) {
@@ -116,7 +120,7 @@ export async function loadSuite(repo: Repository, suite: string, arch: string, o
       const hashed = `${base}/${comp}/binary-${arch}/by-hash/SHA256/${entry.sha256}`;
       const got = release.acquireByHash ? await get(hashed).catch(() => get(direct)) : await get(direct);
       checkIndex(release, path, got, inUrl);
-      await atomicWrite(cached, got);
+      await atomicWrite(cached, got, o.tmpDir);
       body = got;
     }
     let text: Buffer;

@@ -6,7 +6,8 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { homedir } from 'node:os';
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
+import type { Document, LineCounter } from 'yaml';
+import { parseYamlFile, positionIn } from '../yamlfile/yamlfile.js';
 import { DockyardError, type SourcePosition, type SpecProblem } from '../errors.js';
 import { kindOf, readRegular } from '../fsutil.js';
 import { formatSize, MaxSpecBytes } from '../limits.js';
@@ -77,27 +78,7 @@ function isObj(v: unknown): v is Obj {
 
 /** Position of the node at `path`; with `key`, of that key inside the map at `path`. */
 function positionOf(p: Parsed, path: PathSeg[], key?: string): { line: number; col: number } {
-  let node: unknown = p.doc.contents;
-  let keyNode: unknown;
-  for (const seg of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && String(it.key.value) === String(seg));
-      if (!pair) break;
-      keyNode = pair.key;
-      node = pair.value;
-    } else if (isSeq(node) && typeof seg === 'number') {
-      keyNode = undefined;
-      node = node.items[seg];
-    } else break;
-  }
-  if (key !== undefined && isMap(node)) {
-    const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && String(it.key.value) === key);
-    if (pair && isScalar(pair.key) && pair.key.range) return p.lines.linePos(pair.key.range[0]);
-  }
-  // A value error points at its key (`readonly: "yes"` → `readonly`), a list item at the item.
-  const target = (keyNode ?? node) as YamlNode | undefined;
-  const offset = target && 'range' in target && target.range ? target.range[0] : 0;
-  return p.lines.linePos(offset);
+  return positionIn(p, path, key);
 }
 
 function problem(p: Parsed, path: PathSeg[], message: string, key?: string): SpecProblem {
@@ -114,44 +95,13 @@ function baseDirOf(file: string): string {
   return file === STDIN_NAME ? process.cwd() : dirname(resolve(file));
 }
 
-/** The flow collection (`[`/`{`) still open where a flow error was reported: the line to fix. */
-function unclosedFlow(doc: Document, at: number): { start: number; char: string } | undefined {
-  let best: { start: number; char: string } | undefined;
-  visit(doc, {
-    Seq(_, n) {
-      if (n.flow && n.range && n.range[0] < at && n.range[1] >= at && (!best || n.range[0] > best.start)) best = { start: n.range[0], char: '[' };
-    },
-    Map(_, n) {
-      if (n.flow && n.range && n.range[0] < at && n.range[1] >= at && (!best || n.range[0] > best.start)) best = { start: n.range[0], char: '{' };
-    },
-  });
-  return best;
-}
-
 function parseOne(input: SpecInput, problems: SpecProblem[]): Parsed | undefined {
-  const lines = new LineCounter();
-  const doc = parseDocument(input.text, { lineCounter: lines, merge: true, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    // The first error is the cause; the ones after it are usually its echoes.
-    const err = doc.errors[0];
-    let offset = err.pos[0];
-    let message = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
-    const open = /^Flow (sequence|map)/.test(message) ? unclosedFlow(doc, offset) : undefined;
-    if (open) {
-      offset = open.start;
-      message = `${open.char} opened here is never closed (${message})`;
-    }
-    const lp = lines.linePos(offset);
-    problems.push({ file: input.file, line: lp.line, col: lp.col, path: '', message: `invalid YAML: ${message}` });
+  const y = parseYamlFile(input.text, input.file);
+  if ('problem' in y) {
+    problems.push(y.problem);
     return undefined;
   }
-  let data: unknown;
-  try {
-    data = doc.toJS({ maxAliasCount: 1000 });
-  } catch (e) {
-    problems.push({ file: input.file, line: 1, col: 1, path: '', message: `invalid YAML: ${(e as Error).message}` });
-    return undefined;
-  }
+  const { doc, lines, data } = y;
   const parsed: Parsed = { file: input.file, baseDir: baseDirOf(input.file), data: {}, doc, lines };
   if (data === null || data === undefined) return parsed; // an empty file is an empty spec
   const errors = validateSpec(data);

@@ -8,20 +8,21 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 
-/** The schema ships next to `pkg/` (source) or next to `dist/` (published package). */
-export function schemaPath(): string {
+/** A schema of schemas/ (next to `pkg/` in the source, next to `dist/` in the published package). */
+export function schemaPath(name = 'spec.schema.json'): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
-    const p = join(dir, 'schemas', 'spec.schema.json');
+    const p = join(dir, 'schemas', name);
     if (existsSync(p)) return p;
     dir = dirname(dir);
   }
-  throw new Error('schemas/spec.schema.json not found next to the dockyard package');
+  throw new Error(`schemas/${name} not found next to the dockyard package`);
 }
 
 interface Validators {
   spec: ValidateFunction;
   imageConfig: ValidateFunction;
+  imageDefinition: ValidateFunction;
 }
 
 let compiled: Validators | undefined;
@@ -29,12 +30,15 @@ let compiled: Validators | undefined;
 function validators(): Validators {
   if (!compiled) {
     const schema = JSON.parse(readFileSync(schemaPath(), 'utf8')) as { $id: string };
+    const image = JSON.parse(readFileSync(schemaPath('image.schema.json'), 'utf8')) as { $id: string };
     const ajv = new Ajv2020({ allErrors: true, strict: false });
     ajv.addSchema(schema);
+    ajv.addSchema(image);
     const spec = ajv.getSchema(schema.$id);
     const imageConfig = ajv.getSchema(`${schema.$id}#/$defs/imageConfig`);
-    if (!spec || !imageConfig) throw new Error('spec schema did not compile');
-    compiled = { spec, imageConfig };
+    const imageDefinition = ajv.getSchema(image.$id);
+    if (!spec || !imageConfig || !imageDefinition) throw new Error('the schemas did not compile');
+    compiled = { spec, imageConfig, imageDefinition };
   }
   return compiled;
 }
@@ -46,6 +50,12 @@ export function validateSpec(data: unknown): ErrorObject[] {
 
 export function validateImageConfig(data: unknown): ErrorObject[] {
   const v = validators().imageConfig;
+  return v(data) ? [] : [...(v.errors ?? [])];
+}
+
+/** An image definition of `dockyard pkg` (schemas/image.schema.json). */
+export function validateImageDefinition(data: unknown): ErrorObject[] {
+  const v = validators().imageDefinition;
   return v(data) ? [] : [...(v.errors ?? [])];
 }
 
@@ -128,6 +138,10 @@ function describe(data: unknown, path: PathSeg[]): string {
 const PATTERN_HINTS: Record<string, string> = {
   '^(?!\\.{1,2}$)[^/]+$': 'a plain name (no "/", not "." or "..": it names the container\'s directory)',
   '[^./]': 'a path below the root (not "." or "/")',
+  // Image definitions (schemas/image.schema.json).
+  '^[a-z0-9][a-z0-9+.-]*(\\s*\\((<<|<=|=|>=|>>)\\s*[A-Za-z0-9.+~:-]+\\))?$': 'a Debian package name, optionally with a version: runc, "libc6 (>= 2.36)"',
+  '^[a-z0-9][a-z0-9+.-]*$': 'a Debian package name (lower case letters, digits, + - .)',
+  '^https?://[^\\s?#]+$': 'an http:// or https:// URL without query or fragment',
 };
 
 function rangeMessage(where: string, value: unknown, e: ErrorObject): string {
@@ -187,6 +201,11 @@ export function describeErrors(errors: ErrorObject[], data: unknown, root = 'spe
       case 'pattern':
         issue = { path, message: `${where}: "${String(value)}" is not ${PATTERN_HINTS[(e.params as { pattern: string }).pattern] ?? `of the form ${(e.params as { pattern: string }).pattern}`}` };
         break;
+      case 'minItems': {
+        const limit = (e.params as { limit: number }).limit;
+        issue = { path, message: `${where}: must list at least ${limit} item${limit === 1 ? '' : 's'}` };
+        break;
+      }
       case 'enum': {
         const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ');
         issue = { path, message: `${where}: must be one of ${allowed}, not ${JSON.stringify(value)}` };

@@ -19,6 +19,8 @@ function listName(url: string): string {
 export interface AptJudge {
   /** name → version apt would install. Throws with apt's stderr if apt refuses. */
   simulate(packages: string[]): Promise<Map<string, string>>;
+  /** `apt-cache show NAME=VERSION`'s Filename, Size and SHA256. */
+  record(name: string, version: string): Promise<{ filename: string; size: number; sha256: string }>;
   close(): Promise<void>;
 }
 
@@ -64,6 +66,11 @@ export async function aptJudge(arch: string, suites: LoadedSuite[]): Promise<Apt
         if (m) out.set(m[1].replace(/:[a-z0-9]+$/, ''), m[2]);
       }
       return out;
+    },
+    async record(name, version) {
+      const r = await execa('apt-cache', ['show', `${name}=${version}`], { env: { APT_CONFIG: join(root, 'apt.conf'), LC_ALL: 'C' } });
+      const field = (f: string) => new RegExp(`^${f}: (.*)$`, 'm').exec(r.stdout)?.[1] ?? '';
+      return { filename: field('Filename'), size: Number(field('Size')), sha256: field('SHA256') };
     },
     close: () => rm(root, { recursive: true, force: true }),
   };

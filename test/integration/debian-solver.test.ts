@@ -11,7 +11,7 @@
  * The indices are downloaded once into ~/.cache/dockyard-debian-indices.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { loadIndex, type LoadedSuite, type Repository } from '../../pkg/debian/archive.js';
@@ -53,8 +53,10 @@ const loaded = new Map<string, { index: PackageIndex; suites: LoadedSuite[]; apt
 beforeAll(async () => {
   const keyring = await readKeyring(await readFile('/usr/share/keyrings/debian-archive-keyring.gpg'), 'debian-archive-keyring.gpg');
   const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'dockyard-debian-indices');
+  const tmpDir = join(cacheDir, 'tmp');
+  await mkdir(tmpDir, { recursive: true });
   for (const arch of ARCHES) {
-    const { index, suites } = await loadIndex(REPOS, arch, { keyring, cacheDir });
+    const { index, suites } = await loadIndex(REPOS, arch, { keyring, cacheDir, tmpDir });
     loaded.set(arch, { index, suites, apt: await aptJudge(arch, suites) });
   }
 }, 600_000);

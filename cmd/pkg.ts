@@ -1,0 +1,71 @@
+/**
+ * `dockyard pkg lock|show DEFINITION.yml`: images from Debian packages
+ * (pkg/imagedef). lock resolves the definition against the archive
+ * (InRelease verified with its keyring) and writes NAME.lock.json beside
+ * it; show prints what the lock (or, without one, a fresh resolution)
+ * installs.
+ */
+import type { Command } from 'commander';
+import { join, resolve } from 'node:path';
+import { scratchFor } from '../pkg/cache/scratch.js';
+import { loadDefinition } from '../pkg/imagedef/definition.js';
+import { inputsDigest, lockPath, readLock, resolveLock, writeLock, type Lock } from '../pkg/imagedef/lock.js';
+
+export interface PkgContext {
+  defaultCacheDir: () => string;
+  signal: AbortSignal;
+}
+
+export function registerPkg(program: Command, c: PkgContext): void {
+  const pkg = program.command('pkg').description('images from Debian packages: an image definition (schemas/image.schema.json) resolved, locked and shown');
+  const fetchOpts = async (o: { cache: string; offline?: boolean }) => {
+    const cacheDir = resolve(o.cache);
+    const scratch = await scratchFor(cacheDir);
+    return { cacheDir: join(cacheDir, 'debian'), tmpDir: scratch.dir, offline: o.offline, signal: c.signal };
+  };
+
+  pkg
+    .command('lock')
+    .description('resolve DEFINITION for each of its archs as apt would (no Recommends) and write NAME.lock.json beside it; an up-to-date lock is kept')
+    .argument('<definition>', 'image definition (YAML)')
+    .option('--update', 'resolve again even if the lock is up to date (newer packages)')
+    .option('--cache <dir>', 'cache directory: indices are kept in DIR/debian (env DOCKYARD_CACHE)', c.defaultCacheDir())
+    .option('--offline', 'use only cached indices')
+    .action(async (file: string, o: { update?: boolean; cache: string; offline?: boolean }) => {
+      const def = await loadDefinition(file);
+      const old = await readLock(def);
+      if (old && !o.update && old.inputs === inputsDigest(def)) {
+        process.stdout.write(`${lockPath(def)}: up to date (${summary(old)})\n`);
+        return;
+      }
+      const lock = await resolveLock(def, await fetchOpts(o));
+      const path = await writeLock(def, lock);
+      process.stdout.write(`wrote ${path} (${summary(lock)})\n`);
+    });
+
+  pkg
+    .command('show')
+    .description('print what DEFINITION installs, per arch: from its lock when up to date, else resolved now (nothing written)')
+    .argument('<definition>', 'image definition (YAML)')
+    .option('--cache <dir>', 'cache directory: indices are kept in DIR/debian (env DOCKYARD_CACHE)', c.defaultCacheDir())
+    .option('--offline', 'use only cached indices')
+    .option('--json', 'print the lock JSON')
+    .action(async (file: string, o: { cache: string; offline?: boolean; json?: boolean }) => {
+      const def = await loadDefinition(file);
+      const old = await readLock(def);
+      const lock = old && old.inputs === inputsDigest(def) ? old : await resolveLock(def, await fetchOpts(o));
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(lock, null, 2)}\n`);
+        return;
+      }
+      for (const arch of def.archs) {
+        for (const p of lock.packages[arch] ?? []) process.stdout.write(`${arch}\t${p.name}\t${p.version}\t${p.reason}\n`);
+      }
+    });
+}
+
+function summary(lock: Lock): string {
+  return Object.entries(lock.packages)
+    .map(([arch, list]) => `${arch}: ${list.length} packages`)
+    .join(', ');
+}
