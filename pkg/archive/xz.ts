@@ -38,6 +38,8 @@ export async function* xzChunks(source: Buffer | AsyncIterable<Buffer>, what: st
       try {
         r = await reader.read();
       } catch (e) {
+        // The input's own failure (a truncated source, a digest mismatch) is passed on as it is.
+        if (e instanceof DockyardError || e instanceof RangeError) throw e;
         throw new DockyardError(code, `${what}: not a valid xz stream (${why(e)})`, { cause: e });
       }
       if (r.done) return;
