@@ -331,7 +331,7 @@ cache
   });
 
 registerRun(program);
-registerPkg(program, { defaultCacheDir: () => defaultCacheDir(), signal: controller.signal });
+registerPkg(program, { defaultCacheDir: () => defaultCacheDir(), epoch: epochFromEnv, signal: controller.signal });
 
 async function main(): Promise<void> {
   try {

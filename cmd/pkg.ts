@@ -1,5 +1,5 @@
 /**
- * `dockyard pkg lock|show DEFINITION.yml`: images from Debian packages
+ * `dockyard pkg lock|build|show DEFINITION.yml`: images from Debian packages
  * (pkg/imagedef). lock resolves the definition against the archive
  * (InRelease verified with its keyring) and writes NAME.lock.json beside
  * it; show prints what the lock (or, without one, a fresh resolution)
@@ -10,9 +10,15 @@ import { join, resolve } from 'node:path';
 import { scratchFor } from '../pkg/cache/scratch.js';
 import { loadDefinition } from '../pkg/imagedef/definition.js';
 import { inputsDigest, lockPath, readLock, resolveLock, writeLock, type Lock } from '../pkg/imagedef/lock.js';
+import { buildImage } from '../pkg/imagedef/build.js';
+import type { ImageDefinition } from '../pkg/imagedef/definition.js';
+import type { FetchOptions } from '../pkg/debian/archive.js';
+import { Cache } from '../pkg/cache/index.js';
 
 export interface PkgContext {
   defaultCacheDir: () => string;
+  /** SOURCE_DATE_EPOCH or 0 (checked by the caller). */
+  epoch: () => number;
   signal: AbortSignal;
 }
 
@@ -44,6 +50,25 @@ export function registerPkg(program: Command, c: PkgContext): void {
     });
 
   pkg
+    .command('build')
+    .description('build DEFINITION into the cache as one image per arch (an OCI index) from its locked packages (locked first if there is no up-to-date lock)')
+    .argument('<definition>', 'image definition (YAML)')
+    .option('-t, --tag <ref>', 'reference to store it under (default dockyard.local/NAME:latest)')
+    .option('-o, --output <file>', 'also write it as an OCI image layout tar')
+    .option('--cache <dir>', 'cache directory (env DOCKYARD_CACHE)', c.defaultCacheDir())
+    .option('--offline', 'use only cached indices and packages')
+    .action(async (file: string, o: { tag?: string; output?: string; cache: string; offline?: boolean }) => {
+      const def = await loadDefinition(file);
+      const log = (l: string) => process.stderr.write(`${l}\n`);
+      const opts = await fetchOpts(o);
+      const lock = await currentLock(def, async () => opts, log);
+      const cache = new Cache(resolve(o.cache));
+      const built = await buildImage(def, lock, { cache, cacheDir: opts.cacheDir, tmpDir: opts.tmpDir, ref: o.tag ?? `dockyard.local/${def.name}:latest`, epoch: c.epoch(), offline: o.offline, signal: c.signal, log });
+      if (o.output) await cache.export(built.ref, resolve(o.output), c.signal);
+      process.stdout.write(`${built.ref}\t${built.digest}\t${built.manifests.map((m) => `${m.arch}: ${m.packages} packages`).join(', ')}\n`);
+    });
+
+  pkg
     .command('show')
     .description('print what DEFINITION installs, per arch: from its lock when up to date, else resolved now (nothing written)')
     .argument('<definition>', 'image definition (YAML)')
@@ -62,6 +87,15 @@ export function registerPkg(program: Command, c: PkgContext): void {
         for (const p of lock.packages[arch] ?? []) process.stdout.write(`${arch}\t${p.name}\t${p.version}\t${p.reason}\n`);
       }
     });
+}
+
+/** The lock of a definition: the one beside it when up to date, else resolved now and written. */
+async function currentLock(def: ImageDefinition, fetch: () => Promise<Omit<FetchOptions, 'keyring'>>, log: (l: string) => void): Promise<Lock> {
+  const old = await readLock(def);
+  if (old && old.inputs === inputsDigest(def)) return old;
+  const lock = await resolveLock(def, await fetch());
+  log(`wrote ${await writeLock(def, lock)} (${summary(lock)})`);
+  return lock;
 }
 
 function summary(lock: Lock): string {

@@ -301,6 +301,13 @@ export class Cache implements BlobStore {
     });
   }
 
+  /** Names `desc` (an index or manifest whose blobs are in the cache) `ref`, replacing what the name had. */
+  async tag(ref: string, desc: Descriptor): Promise<string> {
+    const canonical = parseReference(ref).canonical;
+    await this.recordRef(canonical, desc);
+    return canonical;
+  }
+
   private async recordRef(canonical: string, desc: Descriptor): Promise<void> {
     await this.updateIndex((idx) => {
       idx.manifests = idx.manifests.filter((m) => m.annotations?.[RefNameAnnotation] !== canonical);

@@ -1,0 +1,360 @@
+/**
+ * `pkg build`: an image per architecture from the locked .deb files, with
+ * no apt, no dpkg and nothing unpacked on the host, stored in dockyard's
+ * cache as one OCI index:
+ *
+ *   layer   every package's data.tar entries (packages in name order, each
+ *           in its archive's order) under merged /usr as Debian bookworm
+ *           lays it out (bin, sbin, lib, lib64… are symlinks into usr/;
+ *           entries under them land in usr/), directories once; then the
+ *           dpkg database, so dpkg-query and image scanners see exactly the
+ *           installed packages:
+ *             var/lib/dpkg/status           each package's control stanza,
+ *                                            Status: install ok installed,
+ *                                            Conffiles with their MD5
+ *             var/lib/dpkg/info/P.list      the paths as the package ships them
+ *             var/lib/dpkg/info/P.*         md5sums, conffiles, maintainer scripts
+ *             var/lib/dpkg/info/format      "1": the multiarch layout
+ *           (P is NAME:ARCH for Multi-Arch: same packages, as dpkg names them);
+ *           then the definition's accounts (/etc/passwd, /etc/group), paths
+ *           and files.
+ *   config  entrypoint, cmd, env, workdir, user, labels (LinuxKit's
+ *           org.mobyproject.config from `config.runtime`), created =
+ *           SOURCE_DATE_EPOCH, no history.
+ *
+ * Maintainer scripts are not run (there is no system to run them in): the
+ * packages that have preinst/postinst are reported so the user can judge.
+ * Every .deb is fetched into CACHE/debian/debs by its SHA256, checked
+ * against the lock (size and SHA256) as it is written and again when read.
+ * Same lock, same epoch → same bytes, same digests.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { DockyardError } from '../errors.js';
+import type { Cache } from '../cache/cache.js';
+import { bodyChunks } from '../archive/sink.js';
+import { tarHeader, END_OF_ARCHIVE } from '../archive/tarwrite.js';
+import type { Entry } from '../rootfs/entry.js';
+import { MediaType, type Descriptor } from '../oci/types.js';
+import { readDeb } from '../debian/deb.js';
+import { httpGet } from '../debian/archive.js';
+import type { Arch, ImageDefinition } from './definition.js';
+import type { Lock, LockedPackage } from './lock.js';
+
+export interface BuildOptions {
+  cache: Cache;
+  /** CACHE/debian (where .debs are kept) and a scratch directory on the same file system. */
+  cacheDir: string;
+  tmpDir: string;
+  ref: string;
+  epoch: number;
+  offline?: boolean;
+  signal?: AbortSignal;
+  /** Progress and warnings, one line each (the CLI prints them). */
+  log?: (line: string) => void;
+}
+
+export interface BuiltImage {
+  ref: string;
+  digest: string;
+  manifests: { arch: Arch; digest: string; packages: number }[];
+  /** Packages whose maintainer scripts were not run. */
+  scripts: string[];
+}
+
+const LABEL = 'org.mobyproject.config';
+const PARALLEL_DOWNLOADS = 4;
+const sha256hex = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+// ---- fetching ----
+
+async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    h.update(c as Buffer);
+    size += (c as Buffer).length;
+  }
+  return { sha256: h.digest('hex'), size };
+}
+
+/** The .deb of `p` in the cache, fetched first if missing or damaged. */
+async function fetchDeb(p: LockedPackage, o: BuildOptions): Promise<string> {
+  const dir = join(o.cacheDir, 'debs');
+  const path = join(dir, `${p.sha256}.deb`);
+  const have = await stat(path).catch(() => undefined);
+  if (have) {
+    const h = await hashFile(path);
+    if (h.sha256 === p.sha256 && h.size === p.size) return path;
+    await rm(path, { force: true });
+  }
+  if (o.offline) throw new DockyardError('E_OFFLINE', `${p.name} ${p.version} (${p.filename}) is not cached (run once without --offline)`);
+  await mkdir(dir, { recursive: true });
+  const url = `${p.repository}/${p.filename}`;
+  const body = await httpGet(url, o.signal);
+  const got = sha256hex(body);
+  if (got !== p.sha256 || body.length !== p.size) {
+    throw new DockyardError('E_ARCHIVE_CHECKSUM', `${url}: ${body.length} bytes with sha256 ${got}, the lock says ${p.size} bytes with sha256 ${p.sha256}`);
+  }
+  const tmp = join(o.tmpDir, `deb-${p.sha256}-${process.pid}`);
+  await pipeline(Readable.from([body]), createWriteStream(tmp, { flags: 'w' }));
+  await rename(tmp, path);
+  return path;
+}
+
+async function fetchAll(pkgs: LockedPackage[], o: BuildOptions): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let next = 0;
+  const worker = async () => {
+    while (next < pkgs.length) {
+      const p = pkgs[next++];
+      o.signal?.throwIfAborted();
+      out.set(p.sha256, await fetchDeb(p, o));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_DOWNLOADS, pkgs.length) }, worker));
+  return out;
+}
+
+// ---- the layer ----
+
+/** Top-level directories that are symlinks into usr/ on a merged-/usr system. */
+const MERGED = new Set(['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']);
+
+function merged(path: string): { path: string; alias?: string } {
+  const top = path.split('/', 1)[0];
+  return MERGED.has(top) ? { path: `usr/${path}`, alias: top } : { path };
+}
+
+/** gzip'd tar into a scratch file, hashed before (diff_id) and after (digest) compression. */
+class LayerFile {
+  private readonly gz = createGzip({ level: 9 });
+  private readonly raw = createHash('sha256');
+  private readonly packed = createHash('sha256');
+  private size = 0;
+  private readonly done: Promise<void>;
+
+  constructor(readonly path: string) {
+    const file = createWriteStream(path, { flags: 'wx' });
+    this.gz.on('data', (c: Buffer) => {
+      this.packed.update(c);
+      this.size += c.length;
+    });
+    this.done = pipeline(this.gz, file);
+  }
+
+  async write(b: Buffer): Promise<void> {
+    if (b.length === 0) return;
+    this.raw.update(b);
+    if (!this.gz.write(b)) await once(this.gz, 'drain');
+  }
+
+  async entry(e: Entry, epoch: number, body?: Buffer | AsyncIterable<Buffer>): Promise<void> {
+    await this.write(tarHeader(e, epoch));
+    if (e.type !== 'file') return;
+    let n = 0;
+    for await (const c of bodyChunks(body)) {
+      n += c.length;
+      await this.write(c);
+    }
+    if (n !== e.size) throw new DockyardError('E_INTERNAL', `${e.path}: ${n} bytes, header says ${e.size}`);
+    await this.write(Buffer.alloc((512 - (e.size % 512)) % 512));
+  }
+
+  async finish(): Promise<{ diffId: string; desc: Descriptor }> {
+    await this.write(END_OF_ARCHIVE);
+    this.gz.end();
+    await this.done;
+    return {
+      diffId: `sha256:${this.raw.digest('hex')}`,
+      desc: { mediaType: MediaType.OciLayerGzip, digest: `sha256:${this.packed.digest('hex')}`, size: this.size },
+    };
+  }
+}
+
+const dirEntry = (path: string, mode = 0o755, uid = 0, gid = 0): Entry => ({ path, type: 'dir', mode, uid, gid, size: 0 });
+const fileEntry = (path: string, data: Buffer, mode = 0o644, uid = 0, gid = 0): Entry => ({ path, type: 'file', mode, uid, gid, size: data.length, body: data });
+
+/** dpkg's name of a package in its database: NAME, or NAME:ARCH when Multi-Arch: same. */
+function dbName(fields: Record<string, string>): string {
+  return (fields['multi-arch'] ?? '').toLowerCase() === 'same' ? `${fields.package}:${fields.architecture}` : fields.package;
+}
+
+const SCRIPTS = new Set(['preinst', 'postinst', 'prerm', 'postrm', 'config']);
+
+async function writeLayer(def: ImageDefinition, pkgs: LockedPackage[], debs: Map<string, string>, layer: LayerFile, o: BuildOptions): Promise<string[]> {
+  const dirs = new Set<string>();
+  const aliases = new Set<string>();
+  const status: string[] = [];
+  const info: Entry[] = [];
+  const scripts: string[] = [];
+  const emitDir = async (e: Entry) => {
+    if (dirs.has(e.path)) return;
+    dirs.add(e.path);
+    await layer.entry(e, o.epoch);
+  };
+  for (const p of [...pkgs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    o.signal?.throwIfAborted();
+    const what = `${p.name} ${p.version}`;
+    const deb = await readDeb(createReadStream(debs.get(p.sha256)!, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, what);
+    const f = deb.control.fields;
+    if (f.package !== p.name || f.version !== p.version) throw new DockyardError('E_ARCHIVE_CHECKSUM', `${what}: the .deb says it is ${f.package} ${f.version}`);
+    const conffiles = new Set((deb.control.files.get('conffiles')?.toString('utf8') ?? '').split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/')));
+    const confMd5 = new Map<string, string>();
+    const list: string[] = ['/.'];
+    for await (const e of deb.data) {
+      list.push(`/${e.path}`);
+      const m = merged(e.path);
+      if (m.alias && !aliases.has(m.alias)) {
+        aliases.add(m.alias);
+        await emitDir(dirEntry('usr'));
+        await layer.entry({ path: m.alias, type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, linkname: `usr/${m.alias}` }, o.epoch);
+      }
+      const out: Entry = { ...m.alias ? { ...e, path: m.path } : e };
+      if (out.type === 'hardlink' && out.linkname) out.linkname = merged(out.linkname).path;
+      if (out.type === 'dir') {
+        await emitDir(out);
+        continue;
+      }
+      if (out.type === 'file' && conffiles.has(`/${e.path}`)) {
+        const md5 = createHash('md5');
+        const parts: Buffer[] = [];
+        for await (const c of bodyChunks(e.body)) {
+          md5.update(c);
+          parts.push(Buffer.from(c));
+        }
+        confMd5.set(`/${e.path}`, md5.digest('hex'));
+        await layer.entry(out, o.epoch, Buffer.concat(parts));
+        continue;
+      }
+      await layer.entry(out, o.epoch, e.body);
+    }
+    // The status stanza: the control file as shipped, with Status after Package and the conffiles' sums.
+    const control = deb.control.files.get('control')!.toString('utf8').replace(/\n+$/, '');
+    const lines = control.split('\n');
+    const at = lines.findIndex((l) => /^package:/i.test(l));
+    lines.splice(at + 1, 0, 'Status: install ok installed');
+    if (conffiles.size) lines.push('Conffiles:', ...[...conffiles].map((c) => ` ${c} ${confMd5.get(c) ?? 'newconffile'}`));
+    status.push(lines.join('\n'));
+    const name = dbName(f);
+    info.push(fileEntry(`var/lib/dpkg/info/${name}.list`, Buffer.from(list.join('\n') + '\n')));
+    for (const [file, bytes] of [...deb.control.files].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      if (file === 'control') continue;
+      info.push(fileEntry(`var/lib/dpkg/info/${name}.${file}`, bytes, SCRIPTS.has(file) ? 0o755 : 0o644));
+    }
+    if (deb.control.files.has('preinst') || deb.control.files.has('postinst')) scripts.push(p.name);
+  }
+  for (const d of ['var', 'var/lib', 'var/lib/dpkg', 'var/lib/dpkg/info', 'var/lib/dpkg/updates', 'var/lib/dpkg/triggers', 'var/lib/dpkg/alternatives']) await emitDir(dirEntry(d));
+  const statusText = Buffer.from(status.map((s) => `${s}\n`).join('\n'));
+  // info/format "1": the multiarch database layout (NAME:ARCH files for Multi-Arch: same), as dpkg ≥ 1.16.2 writes it.
+  const db = [fileEntry('var/lib/dpkg/status', statusText), fileEntry('var/lib/dpkg/available', Buffer.alloc(0)), fileEntry('var/lib/dpkg/info/format', Buffer.from('1\n')), ...info];
+  for (const e of db.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    await layer.entry(e, o.epoch, e.body);
+  }
+  await writeExtras(def, layer, emitDir, o);
+  return scripts;
+}
+
+/** The definition's accounts, paths and files. */
+async function writeExtras(def: ImageDefinition, layer: LayerFile, emitDir: (e: Entry) => Promise<void>, o: BuildOptions): Promise<void> {
+  const parents = async (path: string) => {
+    const parts = path.split('/');
+    for (let i = 1; i < parts.length; i++) await emitDir(dirEntry(merged(parts.slice(0, i).join('/')).path));
+  };
+  const { groups, users } = def.accounts;
+  if (groups.length || users.length) {
+    const g = [{ name: 'root', gid: 0 }, ...groups.filter((x) => x.name !== 'root')];
+    const u = [{ name: 'root', uid: 0, gid: 0, home: '/root', shell: '/bin/sh' }, ...users.filter((x) => x.name !== 'root')];
+    await emitDir(dirEntry('etc'));
+    const group = Buffer.from(g.map((x) => `${x.name}:x:${x.gid}:\n`).join(''));
+    await layer.entry(fileEntry('etc/group', group), o.epoch, group);
+    const passwd = Buffer.from(u.map((x) => `${x.name}:x:${x.uid}:${x.gid ?? x.uid}::${x.home ?? '/nonexistent'}:${x.shell ?? '/usr/sbin/nologin'}\n`).join(''));
+    await layer.entry(fileEntry('etc/passwd', passwd), o.epoch, passwd);
+  }
+  for (const p of def.paths) {
+    const path = merged(p.path.replace(/^\/+/, '')).path;
+    await parents(path);
+    const mode = p.mode ? parseInt(p.mode, 8) : p.type === 'directory' ? 0o755 : 0o777;
+    if (p.type === 'directory') {
+      // A package's directory may be listed again here: tar keeps the later owner and mode.
+      await layer.entry(dirEntry(path, mode, p.uid ?? 0, p.gid ?? 0), o.epoch);
+    } else {
+      if (!p.target) throw new DockyardError('E_SPEC_INVALID', `${def.file}: paths: ${p.path} is a symlink without a target`);
+      await layer.entry({ path, type: 'symlink', mode: 0o777, uid: p.uid ?? 0, gid: p.gid ?? 0, size: 0, linkname: p.target }, o.epoch);
+    }
+  }
+  for (const f of def.files) {
+    const src = join(def.dir, f.source);
+    const data = await readFile(src).catch((e: unknown) => {
+      throw new DockyardError('E_SPEC_READ', `${def.file}: files: cannot read ${src} (${(e as Error).message})`);
+    });
+    const path = merged(f.path.replace(/^\/+/, '')).path;
+    await parents(path);
+    await layer.entry(fileEntry(path, data, f.mode ? parseInt(f.mode, 8) : 0o644, f.uid ?? 0, f.gid ?? 0), o.epoch, data);
+  }
+}
+
+// ---- config, manifest, index ----
+
+function imageConfig(def: ImageDefinition, arch: Arch, diffId: string, epoch: number): Buffer {
+  const c = def.config;
+  const env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...Object.entries(c.env ?? {}).filter(([k]) => k !== 'PATH').map(([k, v]) => `${k}=${v}`)];
+  if (c.env?.PATH !== undefined) env[0] = `PATH=${c.env.PATH}`;
+  const labels: Record<string, string> = { ...(c.labels ?? {}) };
+  if (c.runtime) labels[LABEL] = JSON.stringify(c.runtime);
+  const config: Record<string, unknown> = { Env: env };
+  if (c.entrypoint) config.Entrypoint = c.entrypoint;
+  if (c.cmd) config.Cmd = c.cmd;
+  if (c.workdir) config.WorkingDir = c.workdir;
+  if (c.user) config.User = c.user;
+  if (Object.keys(labels).length) config.Labels = Object.fromEntries(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
+  const doc = {
+    created: new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z'),
+    architecture: arch,
+    os: 'linux',
+    config,
+    rootfs: { type: 'layers', diff_ids: [diffId] },
+  };
+  return Buffer.from(JSON.stringify(doc));
+}
+
+async function putJson(cache: Cache, mediaType: string, bytes: Buffer): Promise<Descriptor> {
+  const digest = `sha256:${sha256hex(bytes)}`;
+  await cache.writeBlobBytes(digest, bytes);
+  return { mediaType, digest, size: bytes.length };
+}
+
+export async function buildImage(def: ImageDefinition, lock: Lock, o: BuildOptions): Promise<BuiltImage> {
+  const log = o.log ?? (() => {});
+  const manifests: (Descriptor & { platform: { architecture: string; os: string } })[] = [];
+  const summary: BuiltImage['manifests'] = [];
+  const scripts = new Set<string>();
+  for (const arch of def.archs) {
+    const pkgs = lock.packages[arch];
+    if (!pkgs) throw new DockyardError('E_SPEC_INVALID', `${def.file}: the lock has no ${arch} packages; run dockyard pkg lock --update`);
+    const debs = await fetchAll(pkgs, o);
+    const layer = new LayerFile(join(o.tmpDir, `layer-${arch}-${process.pid}.tar.gz`));
+    let built: { diffId: string; desc: Descriptor };
+    try {
+      for (const s of await writeLayer(def, pkgs, debs, layer, o)) scripts.add(s);
+      built = await layer.finish();
+      await o.cache.writeBlob(built.desc, createReadStream(layer.path));
+    } finally {
+      await rm(layer.path, { force: true });
+    }
+    const config = await putJson(o.cache, MediaType.OciConfig, imageConfig(def, arch, built.diffId, o.epoch));
+    const manifest = await putJson(o.cache, MediaType.OciManifest, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [built.desc] })));
+    manifests.push({ ...manifest, platform: { architecture: arch, os: 'linux' } });
+    summary.push({ arch, digest: manifest.digest, packages: pkgs.length });
+  }
+  const index = await putJson(o.cache, MediaType.OciIndex, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests })));
+  const ref = await o.cache.tag(o.ref, index);
+  if (scripts.size) log(`warning: maintainer scripts not run (no system to run them in): ${[...scripts].sort().join(', ')}`);
+  return { ref, digest: index.digest, manifests: summary, scripts: [...scripts].sort() };
+}
