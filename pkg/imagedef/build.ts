@@ -16,8 +16,10 @@
  *             var/lib/dpkg/info/P.*         md5sums, conffiles, maintainer scripts
  *             var/lib/dpkg/info/format      "1": the multiarch layout
  *           (P is NAME:ARCH for Multi-Arch: same packages, as dpkg names them);
- *           then the definition's accounts (/etc/passwd, /etc/group), paths
- *           and files.
+ *           then the image's SBOM (SPDX 2.3, every package with its purl and
+ *           the .deb's SHA256) at var/lib/db/sbom/NAME.spdx.json, where apko
+ *           keeps it; then the definition's accounts (/etc/passwd,
+ *           /etc/group), paths and files.
  *   config  entrypoint, cmd, env, workdir, user, labels (LinuxKit's
  *           org.mobyproject.config from `config.runtime`), created =
  *           SOURCE_DATE_EPOCH, no history.
@@ -43,6 +45,7 @@ import { tarHeader, END_OF_ARCHIVE } from '../archive/tarwrite.js';
 import type { Entry } from '../rootfs/entry.js';
 import { MediaType, type Descriptor } from '../oci/types.js';
 import { readDeb } from '../debian/deb.js';
+import { packageSbomPath, renderPackageSbom, type DebianPackageRecord } from '../sbom/sbom.js';
 import { httpGet } from '../debian/archive.js';
 import type { Arch, ImageDefinition } from './definition.js';
 import type { Lock, LockedPackage } from './lock.js';
@@ -188,12 +191,13 @@ function dbName(fields: Record<string, string>): string {
 
 const SCRIPTS = new Set(['preinst', 'postinst', 'prerm', 'postrm', 'config']);
 
-async function writeLayer(def: ImageDefinition, pkgs: LockedPackage[], debs: Map<string, string>, layer: LayerFile, o: BuildOptions): Promise<string[]> {
+async function writeLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs: LockedPackage[], debs: Map<string, string>, layer: LayerFile, o: BuildOptions): Promise<string[]> {
   const dirs = new Set<string>();
   const aliases = new Set<string>();
   const status: string[] = [];
   const info: Entry[] = [];
   const scripts: string[] = [];
+  const records: DebianPackageRecord[] = [];
   const emitDir = async (e: Entry) => {
     if (dirs.has(e.path)) return;
     dirs.add(e.path);
@@ -249,6 +253,7 @@ async function writeLayer(def: ImageDefinition, pkgs: LockedPackage[], debs: Map
       info.push(fileEntry(`var/lib/dpkg/info/${name}.${file}`, bytes, SCRIPTS.has(file) ? 0o755 : 0o644));
     }
     if (deb.control.files.has('preinst') || deb.control.files.has('postinst')) scripts.push(p.name);
+    records.push({ name: p.name, version: p.version, architecture: p.architecture, url: `${p.repository}/${p.filename}`, sha256: p.sha256, maintainer: f.maintainer, source: f.source?.split(/\s/)[0] });
   }
   for (const d of ['var', 'var/lib', 'var/lib/dpkg', 'var/lib/dpkg/info', 'var/lib/dpkg/updates', 'var/lib/dpkg/triggers', 'var/lib/dpkg/alternatives']) await emitDir(dirEntry(d));
   const statusText = Buffer.from(status.map((s) => `${s}\n`).join('\n'));
@@ -257,6 +262,10 @@ async function writeLayer(def: ImageDefinition, pkgs: LockedPackage[], debs: Map
   for (const e of db.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     await layer.entry(e, o.epoch, e.body);
   }
+  // The SBOM (SPDX 2.3) of the packages, where apko keeps it.
+  const sbom = renderPackageSbom(def.name, arch, distro, records, o.epoch);
+  for (const d of ['var/lib/db', 'var/lib/db/sbom']) await emitDir(dirEntry(d));
+  await layer.entry(fileEntry(packageSbomPath(def.name), sbom), o.epoch, sbom);
   await writeExtras(def, layer, emitDir, o);
   return scripts;
 }
@@ -342,7 +351,8 @@ export async function buildImage(def: ImageDefinition, lock: Lock, o: BuildOptio
     const layer = new LayerFile(join(o.tmpDir, `layer-${arch}-${process.pid}.tar.gz`));
     let built: { diffId: string; desc: Descriptor };
     try {
-      for (const s of await writeLayer(def, pkgs, debs, layer, o)) scripts.add(s);
+      const distro = lock.suites[arch]?.[0]?.suite ?? 'debian';
+      for (const s of await writeLayer(def, arch, distro, pkgs, debs, layer, o)) scripts.add(s);
       built = await layer.finish();
       await o.cache.writeBlob(built.desc, createReadStream(layer.path));
     } finally {

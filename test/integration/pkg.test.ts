@@ -141,7 +141,7 @@ describe('pkg lock', () => {
     return out;
   }
 
-  it('pkg build: dpkg-query on each unpacked arch lists exactly the locked packages, dpkg --verify finds every file as shipped, the binaries run', async () => {
+  it('pkg build: dpkg-query on each unpacked arch lists exactly the locked packages, dpkg --verify finds every file as shipped, the SBOM lists them, the binaries run', async () => {
     const r = await dockyard(['pkg', 'build', '--cache', join(work, 'c1'), '-o', join(work, 'init.tar'), join(work, 'init.yml')]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^dockyard\.local\/init:latest\tsha256:[0-9a-f]{64}\tamd64: \d+ packages, arm64: \d+ packages\n$/);
@@ -154,6 +154,15 @@ describe('pkg lock', () => {
       expect(q.stdout.split('\n'), arch).toEqual(l.packages[arch].map((p) => `${p.name} ${p.version} ii `));
       const v = await execa('dpkg', [`--root=${root}`, '--verify']);
       expect(v.stdout + v.stderr, arch).toBe('');
+      // The SBOM: SPDX 2.3, each locked package with its version, purl and the .deb's SHA256.
+      const sbom = JSON.parse(await readFile(join(root, 'var/lib/db/sbom/init.spdx.json'), 'utf8')) as {
+        spdxVersion: string;
+        packages: { name: string; versionInfo: string; checksums: { checksumValue: string }[]; externalRefs: { referenceLocator: string }[] }[];
+      };
+      expect(sbom.spdxVersion).toBe('SPDX-2.3');
+      expect(sbom.packages.map((p) => [p.name, p.versionInfo, p.checksums[0].checksumValue, p.externalRefs[0].referenceLocator])).toEqual(
+        l.packages[arch].map((p) => [p.name, p.version, p.sha256, `pkg:deb/debian/${p.name}@${encodeURIComponent(p.version)}?arch=${p.architecture}&distro=bookworm`]),
+      );
     }
     // Merged /usr as Debian lays it out, and the image works: busybox runs, runc finds its libraries.
     const amd = roots.amd64;
