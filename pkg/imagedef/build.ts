@@ -28,11 +28,13 @@
  * packages that have preinst/postinst are reported so the user can judge.
  * Every .deb is fetched into CACHE/debian/debs by its SHA256, checked
  * against the lock (size and SHA256) as it is written and again when read.
- * Same lock, same epoch → same bytes, same digests.
+ * Same lock, same epoch → same bytes, same digests. A layer built before
+ * from the same inputs (CACHE/debian/layers/KEY.json, its blob still in
+ * the cache and hashing right) is used again without reading a .deb.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
@@ -74,6 +76,8 @@ export interface BuiltImage {
 const LABEL = 'org.mobyproject.config';
 const PARALLEL_DOWNLOADS = 4;
 const sha256hex = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+/** Changes whenever the layer's bytes for the same inputs would: built layers of another format are not reused. */
+const LAYER_FORMAT = 1;
 
 // ---- fetching ----
 
@@ -309,6 +313,50 @@ async function writeExtras(def: ImageDefinition, layer: LayerFile, emitDir: (e: 
   }
 }
 
+// ---- layers already built ----
+
+type BuiltLayer = { diffId: string; desc: Descriptor; scripts: string[] };
+
+/** Everything a layer's bytes depend on (the packages by SHA256, the definition's extras, the epoch), as a digest. */
+async function layerKey(def: ImageDefinition, arch: Arch, distro: string, pkgs: LockedPackage[], epoch: number): Promise<string> {
+  const files = [];
+  for (const f of def.files) files.push({ ...f, sha256: sha256hex(await readFile(join(def.dir, f.source)).catch(() => Buffer.from(`unreadable ${f.source}`))) });
+  const inputs = {
+    v: LAYER_FORMAT,
+    arch,
+    distro,
+    epoch,
+    name: def.name,
+    packages: [...pkgs].sort((a, b) => (a.name < b.name ? -1 : 1)).map((p) => [p.name, p.version, p.architecture, p.repository, p.filename, p.sha256]),
+    accounts: def.accounts,
+    paths: def.paths,
+    files,
+  };
+  return sha256hex(JSON.stringify(inputs));
+}
+
+/** A layer built before from the same inputs, if its blob is still in the cache and intact. */
+async function memoized(key: string, o: BuildOptions): Promise<BuiltLayer | undefined> {
+  const text = await readFile(join(o.cacheDir, 'layers', `${key}.json`), 'utf8').catch(() => undefined);
+  if (!text) return undefined;
+  try {
+    const b = JSON.parse(text) as BuiltLayer;
+    if (!(await o.cache.has(b.desc.digest))) return undefined;
+    await o.cache.verify(b.desc.digest);
+    return b;
+  } catch {
+    return undefined; // unreadable or evicted as corrupt: built again
+  }
+}
+
+async function memoize(key: string, b: BuiltLayer, o: BuildOptions): Promise<void> {
+  const dir = join(o.cacheDir, 'layers');
+  await mkdir(dir, { recursive: true });
+  const tmp = join(o.tmpDir, `layer-${key}-${process.pid}.json`);
+  await writeFile(tmp, JSON.stringify(b));
+  await rename(tmp, join(dir, `${key}.json`));
+}
+
 // ---- config, manifest, index ----
 
 function imageConfig(def: ImageDefinition, arch: Arch, diffId: string, epoch: number): Buffer {
@@ -347,16 +395,23 @@ export async function buildImage(def: ImageDefinition, lock: Lock, o: BuildOptio
   for (const arch of def.archs) {
     const pkgs = lock.packages[arch];
     if (!pkgs) throw new DockyardError('E_SPEC_INVALID', `${def.file}: the lock has no ${arch} packages; run dockyard pkg lock --update`);
-    const debs = await fetchAll(pkgs, o);
-    const layer = new LayerFile(join(o.tmpDir, `layer-${arch}-${process.pid}.tar.gz`));
-    let built: { diffId: string; desc: Descriptor };
-    try {
-      const distro = lock.suites[arch]?.[0]?.suite ?? 'debian';
-      for (const s of await writeLayer(def, arch, distro, pkgs, debs, layer, o)) scripts.add(s);
-      built = await layer.finish();
-      await o.cache.writeBlob(built.desc, createReadStream(layer.path));
-    } finally {
-      await rm(layer.path, { force: true });
+    const distro = lock.suites[arch]?.[0]?.suite ?? 'debian';
+    const key = await layerKey(def, arch, distro, pkgs, o.epoch);
+    let built = await memoized(key, o);
+    if (built) {
+      for (const s of built.scripts) scripts.add(s);
+    } else {
+      const debs = await fetchAll(pkgs, o);
+      const layer = new LayerFile(join(o.tmpDir, `layer-${arch}-${process.pid}.tar.gz`));
+      try {
+        const s = await writeLayer(def, arch, distro, pkgs, debs, layer, o);
+        built = { ...(await layer.finish()), scripts: s };
+        for (const x of s) scripts.add(x);
+        await o.cache.writeBlob(built.desc, createReadStream(layer.path));
+      } finally {
+        await rm(layer.path, { force: true });
+      }
+      await memoize(key, built, o);
     }
     const config = await putJson(o.cache, MediaType.OciConfig, imageConfig(def, arch, built.diffId, o.epoch));
     const manifest = await putJson(o.cache, MediaType.OciManifest, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [built.desc] })));
