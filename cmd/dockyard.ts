@@ -10,8 +10,8 @@ import { rm } from 'node:fs/promises';
 import { isDockyardError, formatProblem, DockyardError } from '../pkg/errors.js';
 import { readSpecInputs, loadSpecs, nothingToBuild, renderSpecYaml } from '../pkg/spec/index.js';
 import { checkImageEntry, describeRefusal, runtimeRefusals } from '../pkg/plan/ociconfig.js';
-import { build, loadOrThrow, defaultEpoch, type Arch } from '../pkg/build/build.js';
-import { defaultLimits, formatSize, MaxEpoch, parseSize } from '../pkg/limits.js';
+import type { Arch } from '../pkg/build/build.js';
+import { defaultEpoch, defaultLimits, formatSize, MaxEpoch, parseSize } from '../pkg/limits.js';
 import { defaultTimeouts, timeoutsOf } from '../pkg/oci/registry/http.js';
 import { errnoReason, isErrno } from '../pkg/fsutil.js';
 import { removeTempsSync } from '../pkg/tempfiles.js';
@@ -165,6 +165,8 @@ program
   .option('--strict', 'settings runc refuses at boot (hostname without uts: new, sysctls of a shared namespace) are errors, not warnings')
   .option('--json', 'print outputs, digests and timings as JSON on stdout')
   .action(async (files: string[], o) => {
+    // The build pipeline is loaded when a build runs (other commands start faster).
+    const { build, loadOrThrow } = await import('../pkg/build/build.js');
     const inputs = await readSpecInputs(files, process.stdin);
     if (o.dryRun) {
       const { spec } = loadOrThrow(inputs);
@@ -185,7 +187,7 @@ program
     }
     if (arches.length > 1 && o.o !== undefined) throw new DockyardError('E_USAGE', '-o writes one output: give one --arch');
     const reporter = createReporter({ tty: Boolean(process.stderr.isTTY) && !o.json, stream: process.stderr });
-    const results: ({ arch: Arch } & Awaited<ReturnType<typeof build>>)[] = [];
+    const results: ({ arch: Arch } & Awaited<ReturnType<typeof import('../pkg/build/build.js').build>>)[] = [];
     try {
       for (const arch of arches) {
         // With several arches, a format that exists for only some of them is built for those.

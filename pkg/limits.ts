@@ -66,3 +66,6 @@ export function formatSize(n: number): string {
   }
   return `${n} bytes`;
 }
+
+/** SOURCE_DATE_EPOCH when it is not set: 1970-01-01. */
+export const defaultEpoch = 0;

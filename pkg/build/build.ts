@@ -63,7 +63,7 @@ export interface BuildOptions {
   signal?: AbortSignal;
 }
 
-export const defaultEpoch = 0;
+export { defaultEpoch } from '../limits.js';
 
 /** 2000-01-01T00:00:00Z: packages' time when neither SOURCE_DATE_EPOCH nor a dated changelog entry gives one. */
 export const packageDefaultEpoch = 946684800;

@@ -19,43 +19,46 @@ export function schemaPath(name = 'spec.schema.json'): string {
   throw new Error(`schemas/${name} not found next to the dockyard package`);
 }
 
-interface Validators {
-  spec: ValidateFunction;
-  imageConfig: ValidateFunction;
-  imageDefinition: ValidateFunction;
-}
+type Which = 'spec' | 'imageConfig' | 'imageDefinition';
 
-let compiled: Validators | undefined;
+let ajv: Ajv2020 | undefined;
+const compiled = new Map<Which, ValidateFunction>();
 
-function validators(): Validators {
-  if (!compiled) {
-    const schema = JSON.parse(readFileSync(schemaPath(), 'utf8')) as { $id: string };
-    const image = JSON.parse(readFileSync(schemaPath('image.schema.json'), 'utf8')) as { $id: string };
-    const ajv = new Ajv2020({ allErrors: true, strict: false });
-    ajv.addSchema(schema);
-    ajv.addSchema(image);
-    const spec = ajv.getSchema(schema.$id);
-    const imageConfig = ajv.getSchema(`${schema.$id}#/$defs/imageConfig`);
-    const imageDefinition = ajv.getSchema(image.$id);
-    if (!spec || !imageConfig || !imageDefinition) throw new Error('the schemas did not compile');
-    compiled = { spec, imageConfig, imageDefinition };
+/** Each validator is compiled the first time it is asked for (a command pays only for the schemas it uses). */
+function validator(which: Which): ValidateFunction {
+  let v = compiled.get(which);
+  if (!v) {
+    if (!ajv) {
+      const spec = JSON.parse(readFileSync(schemaPath(), 'utf8')) as { $id: string };
+      const image = JSON.parse(readFileSync(schemaPath('image.schema.json'), 'utf8')) as { $id: string };
+      ajv = new Ajv2020({ allErrors: true, strict: false });
+      ajv.addSchema(spec, SPEC_ID);
+      ajv.addSchema(image, IMAGE_ID);
+    }
+    const id = which === 'spec' ? SPEC_ID : which === 'imageConfig' ? `${SPEC_ID}#/$defs/imageConfig` : IMAGE_ID;
+    v = ajv.getSchema(id);
+    if (!v) throw new Error(`the schema ${id} did not compile`);
+    compiled.set(which, v);
   }
-  return compiled;
+  return v;
 }
+
+const SPEC_ID = 'https://dockyard.dev/schemas/spec.schema.json';
+const IMAGE_ID = 'https://dockyard.dev/schemas/image.schema.json';
 
 export function validateSpec(data: unknown): ErrorObject[] {
-  const v = validators().spec;
+  const v = validator('spec');
   return v(data) ? [] : [...(v.errors ?? [])];
 }
 
 export function validateImageConfig(data: unknown): ErrorObject[] {
-  const v = validators().imageConfig;
+  const v = validator('imageConfig');
   return v(data) ? [] : [...(v.errors ?? [])];
 }
 
 /** An image definition of `dockyard pkg` (schemas/image.schema.json). */
 export function validateImageDefinition(data: unknown): ErrorObject[] {
-  const v = validators().imageDefinition;
+  const v = validator('imageDefinition');
   return v(data) ? [] : [...(v.errors ?? [])];
 }
 

@@ -19,6 +19,8 @@ function listName(url: string): string {
 export interface AptJudge {
   /** name → version apt would install. Throws with apt's stderr if apt refuses. */
   simulate(packages: string[]): Promise<Map<string, string>>;
+  /** `apt-get download NAME=VERSION...` into `dir` (made writable for apt's _apt user). */
+  download(pkgs: { name: string; version: string }[], dir: string): Promise<void>;
   /** `apt-cache show NAME=VERSION`'s Filename, Size and SHA256. */
   record(name: string, version: string): Promise<{ filename: string; size: number; sha256: string }>;
   close(): Promise<void>;
@@ -66,6 +68,10 @@ export async function aptJudge(arch: string, suites: LoadedSuite[]): Promise<Apt
         if (m) out.set(m[1].replace(/:[a-z0-9]+$/, ''), m[2]);
       }
       return out;
+    },
+    async download(pkgs, dir) {
+      await execa('chmod', ['0777', dir]);
+      await execa('apt-get', ['-q', 'download', ...pkgs.map((p) => `${p.name}=${p.version}`)], { cwd: dir, env: { APT_CONFIG: join(root, 'apt.conf'), LC_ALL: 'C' } });
     },
     async record(name, version) {
       const r = await execa('apt-cache', ['show', `${name}=${version}`], { env: { APT_CONFIG: join(root, 'apt.conf'), LC_ALL: 'C' } });
