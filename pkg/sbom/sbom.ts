@@ -22,6 +22,24 @@ function purl(ref: string, digest: string): string {
   return `pkg:oci/${encodeURIComponent(name)}@${encodeURIComponent(digest)}?repository_url=${encodeURIComponent(repo)}`;
 }
 
+/** An SPDX 2.3 document describing `packages`; the namespace is `key` (a digest of the content: reproducible). */
+function spdxDocument(name: string, key: string, packages: { SPDXID: string }[], epoch: number): Buffer {
+  const doc = {
+    spdxVersion: 'SPDX-2.3',
+    dataLicense: 'CC0-1.0',
+    SPDXID: 'SPDXRef-DOCUMENT',
+    name,
+    documentNamespace: `https://dockyard.invalid/sbom/${key}`,
+    creationInfo: {
+      creators: ['Tool: dockyard'],
+      created: new Date(epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    },
+    packages,
+    relationships: packages.map((p) => ({ spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: p.SPDXID })),
+  };
+  return Buffer.from(JSON.stringify(doc, null, 2) + '\n');
+}
+
 export function renderSbom(components: PlannedComponent[], epoch: number): Buffer {
   const images = components.filter((c) => c.ref && c.digest);
   const key = createHash('sha256');
@@ -36,20 +54,7 @@ export function renderSbom(components: PlannedComponent[], epoch: number): Buffe
     externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: purl(c.ref!, c.digest!) }],
     comment: `${c.kind} placed at /${c.path.replace(/^\//, '')}`,
   }));
-  const doc = {
-    spdxVersion: 'SPDX-2.3',
-    dataLicense: 'CC0-1.0',
-    SPDXID: 'SPDXRef-DOCUMENT',
-    name: 'sbom',
-    documentNamespace: `https://dockyard.invalid/sbom/${key.digest('hex')}`,
-    creationInfo: {
-      creators: ['Tool: dockyard'],
-      created: new Date(epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    },
-    packages,
-    relationships: packages.map((p) => ({ spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: p.SPDXID })),
-  };
-  return Buffer.from(JSON.stringify(doc, null, 2) + '\n');
+  return spdxDocument('sbom', key.digest('hex'), packages, epoch);
 }
 
 /** One Debian package of an image built by `dockyard pkg build`. */
@@ -98,18 +103,5 @@ export function renderPackageSbom(image: string, arch: string, distro: string, p
     ],
     ...(p.source && p.source !== p.name ? { sourceInfo: `built from the Debian source package ${p.source}` } : {}),
   }));
-  const doc = {
-    spdxVersion: 'SPDX-2.3',
-    dataLicense: 'CC0-1.0',
-    SPDXID: 'SPDXRef-DOCUMENT',
-    name: `${image} (${arch})`,
-    documentNamespace: `https://dockyard.invalid/sbom/${key.digest('hex')}`,
-    creationInfo: {
-      creators: ['Tool: dockyard'],
-      created: new Date(epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    },
-    packages,
-    relationships: packages.map((p) => ({ spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: p.SPDXID })),
-  };
-  return Buffer.from(JSON.stringify(doc, null, 2) + '\n');
+  return spdxDocument(`${image} (${arch})`, key.digest('hex'), packages, epoch);
 }
