@@ -3,7 +3,7 @@
 # dockyard itself needs only Node). Idempotent; needs root (or sudo).
 set -euo pipefail
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-pkgs=(qemu-system-x86 libarchive-tools qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 docker-registry skopeo cpio apache2-utils openssl python3 xz-utils xorriso genisoimage mtools gdisk dosfstools fdisk binutils binutils-aarch64-linux-gnu lintian rpm rpmlint pacman-package-manager mmdebstrap e2fsprogs arch-test qemu-user-static binfmt-support squashfs-tools erofs-utils u-boot-tools gpg gpgv)
+pkgs=(qemu-system-x86 libarchive-tools qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 docker-registry skopeo cpio apache2-utils openssl python3 xz-utils xorriso genisoimage mtools gdisk dosfstools fdisk binutils binutils-aarch64-linux-gnu lintian rpm rpmlint pacman-package-manager mmdebstrap e2fsprogs arch-test qemu-user-static binfmt-support squashfs-tools erofs-utils u-boot-tools gpg gpgv kmod)
 # (mmdebstrap builds the arm64 Debian VM of the engine test through qemu-user: arch-test, qemu-user-static, binfmt-support.)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done

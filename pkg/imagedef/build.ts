@@ -40,12 +40,13 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DockyardError } from '../errors.js';
 import type { Cache } from '../cache/cache.js';
-import { bodyChunks, Sink } from '../archive/sink.js';
+import { bodyChunks, collectBody, Sink } from '../archive/sink.js';
 import { ParallelGzip } from '../archive/pgzip.js';
-import { tarHeader, END_OF_ARCHIVE } from '../archive/tarwrite.js';
+import { tarHeader, writeTarEntry, END_OF_ARCHIVE } from '../archive/tarwrite.js';
 import type { Entry } from '../rootfs/entry.js';
 import { MediaType, type Descriptor } from '../oci/types.js';
 import { readDeb } from '../debian/deb.js';
+import { moduleSymbols, modulesDep, type ModuleSymbols } from '../debian/kmod.js';
 import { packageSbomPath, renderPackageSbom, type DebianPackageRecord } from '../sbom/sbom.js';
 import { httpGet } from '../debian/archive.js';
 import type { Arch, ImageDefinition } from './definition.js';
@@ -76,7 +77,7 @@ const LABEL = 'org.mobyproject.config';
 const PARALLEL_DOWNLOADS = 8;
 const sha256hex = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 /** Changes whenever the layer's bytes for the same inputs would: built layers of another format are not reused. */
-const LAYER_FORMAT = 2;
+const LAYER_FORMAT = 4;
 
 // ---- fetching ----
 
@@ -275,6 +276,102 @@ async function writeLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs
   return scripts;
 }
 
+/**
+ * `layout: kernel`: LinuxKit's kernel image shape from the linux-image
+ * package of the lock (the one named linux-image-VERSION; what it depends
+ * on — kmod, initramfs-tools — is not part of a kernel image):
+ *   kernel       boot/vmlinuz-VERSION
+ *   kernel.tar   lib/modules/VERSION/ (and modules.dep made from the
+ *                modules' symbols, pkg/debian/kmod.ts), and the device trees
+ *                of usr/lib/linux-image-VERSION/ as boot/dtb/ (LinuxKit's place)
+ *   System.map   boot/System.map-VERSION
+ * plus the SBOM. Nothing is unpacked on the host: kernel.tar is written to a
+ * scratch file as the package streams by (its size goes in the layer's header).
+ */
+async function writeKernelLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs: LockedPackage[], debs: Map<string, string>, layer: LayerFile, o: BuildOptions): Promise<string[]> {
+  const images = pkgs.filter((p) => /^linux-image-\d/.test(p.name));
+  if (images.length !== 1) {
+    throw new DockyardError('E_SPEC_INVALID', `${def.file}: layout: kernel wants exactly one linux-image-VERSION package for ${arch}, the lock has ${images.length ? images.map((p) => p.name).join(', ') : 'none'}`);
+  }
+  const p = images[0];
+  const what = `${p.name} ${p.version}`;
+  const deb = await readDeb(createReadStream(debs.get(p.sha256)!, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, what);
+  const tarPath = join(o.tmpDir, `kernel-${arch}-${process.pid}.tar`);
+  const kernelPath = join(o.tmpDir, `kernel-${arch}-${process.pid}.bin`);
+  const mapPath = join(o.tmpDir, `kernel-${arch}-${process.pid}.map`);
+  const inner = new Sink([createWriteStream(tarPath, { flags: 'wx' })], { hash: false });
+  // Every entry's parents come first: the kernel's initramfs unpacker makes no missing directory.
+  const made = new Set<string>();
+  const put = async (e: Entry) => {
+    const parts = e.path.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const d = parts.slice(0, i).join('/');
+      if (!made.has(d)) {
+        made.add(d);
+        await writeTarEntry(inner, dirEntry(d), o.epoch);
+      }
+    }
+    if (e.type === 'dir') {
+      if (made.has(e.path)) return;
+      made.add(e.path);
+    }
+    await writeTarEntry(inner, e, o.epoch);
+  };
+  try {
+    const modules = new Map<string, ModuleSymbols>();
+    let version: string | undefined;
+    let order: string[] = [];
+    let kernelSeen = false;
+    let mapSeen = false;
+    for await (const e of deb.data) {
+      const m = /^(?:usr\/)?lib\/modules\/([^/]+)(?:\/(.*))?$/.exec(e.path);
+      const dtb = /^usr\/lib\/linux-image-[^/]+\/(.+)$/.exec(e.path);
+      if (m) {
+        version ??= m[1];
+        const rel = m[2] ?? '';
+        const out: Entry = { ...e, path: `lib/modules/${m[1]}${rel ? `/${rel}` : ''}` };
+        if (e.type === 'file' && rel.endsWith('.ko')) {
+          const bytes = await collectBody(e.body, 256 * 1024 * 1024, `${what}: ${e.path}`);
+          modules.set(rel, moduleSymbols(bytes, `${what}: ${e.path}`));
+          await put({ ...out, body: bytes });
+        } else if (e.type === 'file' && rel === 'modules.order') {
+          const bytes = await collectBody(e.body, 64 * 1024 * 1024, `${what}: ${e.path}`);
+          order = bytes.toString('utf8').split('\n').filter(Boolean);
+          await put({ ...out, body: bytes });
+        } else await put(out);
+      } else if (dtb && (e.type === 'dir' || e.path.endsWith('.dtb'))) {
+        await put({ ...e, path: `boot/dtb/${dtb[1]}` });
+      } else if (e.type === 'file' && /^boot\/vmlinu[xz]-/.test(e.path)) {
+        await pipeline(Readable.from(bodyChunks(e.body)), createWriteStream(kernelPath, { flags: 'wx' }));
+        kernelSeen = true;
+      } else if (e.type === 'file' && /^boot\/System\.map-/.test(e.path)) {
+        await pipeline(Readable.from(bodyChunks(e.body)), createWriteStream(mapPath, { flags: 'wx' }));
+        mapSeen = true;
+      } else {
+        for await (const _ of bodyChunks(e.body)) void _;
+      }
+    }
+    if (!kernelSeen || !version) throw new DockyardError('E_KERNEL', `${what}: no boot/vmlinuz-* or lib/modules/VERSION in the package`);
+    const named = new Set(order);
+    const all = [...order.filter((x) => modules.has(x)), ...[...modules.keys()].filter((x) => !named.has(x)).sort()];
+    const dep = Buffer.from(modulesDep(modules, all));
+    await put(fileEntry(`lib/modules/${version}/modules.dep`, dep));
+    await inner.write(END_OF_ARCHIVE);
+    await inner.end();
+    for (const [name, path, present] of [['kernel', kernelPath, true], ['kernel.tar', tarPath, true], ['System.map', mapPath, mapSeen]] as const) {
+      if (!present) continue;
+      const size = (await stat(path)).size;
+      await layer.entry({ path: name, type: 'file', mode: 0o644, uid: 0, gid: 0, size }, o.epoch, createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>);
+    }
+  } finally {
+    for (const f of [tarPath, kernelPath, mapPath]) await rm(f, { force: true });
+  }
+  const sbom = renderPackageSbom(def.name, arch, distro, [{ name: p.name, version: p.version, architecture: p.architecture, url: `${p.repository}/${p.filename}`, sha256: p.sha256, maintainer: deb.control.fields.maintainer, source: deb.control.fields.source?.split(/\s/)[0] }], o.epoch);
+  for (const d of ['var', 'var/lib', 'var/lib/db', 'var/lib/db/sbom']) await layer.entry(dirEntry(d), o.epoch);
+  await layer.entry(fileEntry(packageSbomPath(def.name), sbom), o.epoch, sbom);
+  return [];
+}
+
 /** The definition's accounts, paths and files. */
 async function writeExtras(def: ImageDefinition, layer: LayerFile, emitDir: (e: Entry) => Promise<void>, o: BuildOptions): Promise<void> {
   const parents = async (path: string) => {
@@ -328,6 +425,7 @@ async function layerKey(def: ImageDefinition, arch: Arch, distro: string, pkgs: 
     distro,
     epoch,
     name: def.name,
+    layout: def.layout,
     packages: [...pkgs].sort((a, b) => (a.name < b.name ? -1 : 1)).map((p) => [p.name, p.version, p.architecture, p.repository, p.filename, p.sha256]),
     accounts: def.accounts,
     paths: def.paths,
@@ -401,7 +499,9 @@ export async function buildImage(def: ImageDefinition, lock: Lock, o: BuildOptio
     if (!pkgs) throw new DockyardError('E_SPEC_INVALID', `${def.file}: the lock has no ${arch} packages; run dockyard pkg lock --update`);
     const key = await layerKey(def, arch, lock.suites[arch]?.[0]?.suite ?? 'debian', pkgs, o.epoch);
     keys.set(arch, key);
-    if (!(await memoized(key, o))) for (const p of pkgs) wanted.set(p.sha256, p);
+    // A kernel image is made of the linux-image package alone (what it depends on is not fetched).
+    const needed = def.layout === 'kernel' ? pkgs.filter((p) => /^linux-image-\d/.test(p.name)) : pkgs;
+    if (!(await memoized(key, o))) for (const p of needed) wanted.set(p.sha256, p);
   }
   const debs = await fetchAll([...wanted.values()], o);
   for (const arch of def.archs) {
@@ -412,10 +512,9 @@ export async function buildImage(def: ImageDefinition, lock: Lock, o: BuildOptio
     if (built) {
       for (const s of built.scripts) scripts.add(s);
     } else {
-      for (const p of pkgs) if (!debs.has(p.sha256)) debs.set(p.sha256, await fetchDeb(p, o));
       const layer = new LayerFile(join(o.tmpDir, `layer-${arch}-${process.pid}.tar.gz`));
       try {
-        const s = await writeLayer(def, arch, distro, pkgs, debs, layer, o);
+        const s = def.layout === 'kernel' ? await writeKernelLayer(def, arch, distro, pkgs, debs, layer, o) : await writeLayer(def, arch, distro, pkgs, debs, layer, o);
         built = { ...(await layer.finish()), scripts: s };
         for (const x of s) scripts.add(x);
         await o.cache.writeBlob(built.desc, createReadStream(layer.path));
