@@ -20,7 +20,7 @@
  * pull or import of its image fetches it again.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline as pipelineCb, type Readable } from 'node:stream';
@@ -163,10 +163,24 @@ export class Cache implements BlobStore {
     );
   }
 
+  /**
+   * Blobs this process removed as corrupt, with the error it gave: a reader
+   * of the same blob that finds it gone (formats read side by side) reports
+   * that, not a missing file.
+   */
+  private readonly evicted = new Map<string, DockyardError>();
+
   /** Remove a blob found corrupt (should another process have just replaced it, it is only fetched again). */
-  private async evict(digest: string): Promise<void> {
+  private async evict(digest: string, why: DockyardError): Promise<DockyardError> {
     this.verified.delete(digest);
+    this.evicted.set(digest, why);
     await unlink(this.pathOf(digest)).catch(() => {});
+    return why;
+  }
+
+  /** The error of a blob found missing: the corrupt-copy error if this process removed it as corrupt. */
+  private gone(digest: string, e: unknown): unknown {
+    return isMissing(e) || (isDockyardError(e) && /no such file/.test(e.message)) ? (this.evicted.get(digest) ?? e) : e;
   }
 
   // ---- BlobStore ----
@@ -186,15 +200,14 @@ export class Cache implements BlobStore {
     try {
       src = (await streamRegular(this.pathOf(digest), `${what} in the cache ${this.dir}`, 'E_CACHE')).stream;
     } catch (e) {
+      const evicted = this.evicted.get(digest);
+      if (evicted && this.gone(digest, e) === evicted) throw evicted;
       if (isMissing(e)) {
         throw new DockyardError('E_IMAGE_NOT_FOUND', `${what} is missing from the cache ${this.dir}; pull the image again`, { cause: e });
       }
       throw e;
     }
-    const check = new VerifyDigest(digest, undefined, what, async (got) => {
-      await this.evict(digest);
-      return this.corrupt(got, what);
-    });
+    const check = new VerifyDigest(digest, undefined, what, async (got) => this.evict(digest, this.corrupt(got, what)));
     check.once('end', () => this.verified.add(digest));
     pipelineCb(src, check, () => {});
     return check;
@@ -204,13 +217,12 @@ export class Cache implements BlobStore {
   async verify(digest: string, what = `blob ${digest}`): Promise<void> {
     if (this.verified.has(digest)) return;
     const h = createHash('sha256');
-    const { stream } = await streamRegular(this.pathOf(digest), `${what} in the cache ${this.dir}`, 'E_CACHE');
+    const { stream } = await streamRegular(this.pathOf(digest), `${what} in the cache ${this.dir}`, 'E_CACHE').catch((e: unknown) => {
+      throw this.gone(digest, e);
+    });
     for await (const c of stream) h.update(c as Buffer);
     const got = 'sha256:' + h.digest('hex');
-    if (got !== digest) {
-      await this.evict(digest);
-      throw this.corrupt(got, what);
-    }
+    if (got !== digest) throw await this.evict(digest, this.corrupt(got, what));
     this.verified.add(digest);
   }
 
@@ -246,10 +258,12 @@ export class Cache implements BlobStore {
     }
     await this.init();
     const tmp = await this.tmpName('blob');
+    let out: WriteStream | undefined;
     try {
       const verify = new VerifyDigest(desc.digest, desc.size, `blob ${desc.digest}`);
       if (onBytes) verify.on('data', (c: Buffer) => onBytes(c.length));
-      await pipeline(src, verify, createWriteStream(tmp, { flags: 'wx' }));
+      out = createWriteStream(tmp, { flags: 'wx' });
+      await pipeline(src, verify, out);
       // fsync is per inode: a fresh descriptor flushes what the stream wrote.
       const fh = await open(tmp, 'r');
       try {
@@ -258,8 +272,11 @@ export class Cache implements BlobStore {
         await fh.close();
       }
       await rename(tmp, this.pathOf(desc.digest));
+      this.evicted.delete(desc.digest);
     } catch (e) {
       src.destroy();
+      // A stream destroyed before its file was open still makes the file once it opens: wait for it to close.
+      if (out && !out.closed) await new Promise<void>((r) => out!.once('close', () => r()));
       await unlink(tmp).catch(() => {});
       throw isDockyardError(e) || !(e as NodeJS.ErrnoException).syscall ? e : fsError('E_CACHE', `cannot store blob ${desc.digest} in the cache ${this.dir}`, e);
     } finally {
@@ -337,16 +354,15 @@ export class Cache implements BlobStore {
     try {
       bytes = await readRegular(this.pathOf(digest), MaxDocumentBytes, `${what}: blob ${digest}`, 'E_CACHE');
     } catch (e) {
+      const evicted = this.evicted.get(digest);
+      if (evicted && this.gone(digest, e) === evicted) throw evicted;
       if (isMissing(e)) {
         throw new DockyardError('E_IMAGE_NOT_FOUND', `${what}: blob ${digest} is missing from the cache ${this.dir}; pull it again`, { cause: e });
       }
       throw e;
     }
     const got = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
-    if (got !== digest) {
-      await this.evict(digest);
-      throw this.corrupt(got, `${what}: blob ${digest}`);
-    }
+    if (got !== digest) throw await this.evict(digest, this.corrupt(got, `${what}: blob ${digest}`));
     return bytes;
   }
 

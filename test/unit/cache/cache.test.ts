@@ -1,5 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { execa } from 'execa';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, writeFile, utimes, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { basename, join, resolve } from 'node:path';
@@ -102,6 +103,26 @@ describe('Cache', () => {
     const scratch = (await c.scratch()).dir;
     expect(await readdir(join(c.dir, 'tmp'))).toEqual([basename(scratch)]);
     expect(await readdir(scratch)).toEqual([]);
+  });
+
+  it('a blob removed as corrupt is reported as corrupt to every later reader in the process, not as missing (formats read side by side)', async () => {
+    const c = new Cache(join(work, 'corrupt-race'));
+    const bytes = Buffer.from('the blob\n');
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    await c.writeBlobBytes(digest, bytes);
+    await writeFile(c.pathOf(digest), 'changed!\n');
+    const drain = async (r: Readable) => {
+      for await (const _ of r) void _;
+    };
+    const first = await drain(await c.open(digest, 'reader one')).then(() => undefined, (e: unknown) => e);
+    expect(first).toMatchObject({ code: 'E_CACHE_CORRUPT' });
+    expect(await c.has(digest)).toBe(false);
+    // The second reader comes after the removal: the same error, whichever way it reads.
+    await expect(c.open(digest, 'reader two')).rejects.toBe(first);
+    await expect(c.verify(digest)).rejects.toBe(first);
+    // Stored again: readable again.
+    await c.writeBlobBytes(digest, bytes);
+    await drain(await c.open(digest));
   });
 
   it('a corrupt index.json is E_CACHE, not a crash', async () => {
