@@ -180,7 +180,7 @@ export class Cache implements BlobStore {
 
   /** The error of a blob found missing: the corrupt-copy error if this process removed it as corrupt. */
   private gone(digest: string, e: unknown): unknown {
-    return isMissing(e) || (isDockyardError(e) && /no such file/.test(e.message)) ? (this.evicted.get(digest) ?? e) : e;
+    return isMissing(e) ? (this.evicted.get(digest) ?? e) : e;
   }
 
   // ---- BlobStore ----

@@ -11,7 +11,9 @@
  * `offline`. Nothing is written before it is verified.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { isMissing, readRegular } from '../fsutil.js';
+import { defaultTimeouts, request, type HttpResponse } from '../oci/registry/http.js';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { xzBuffer } from '../archive/xz.js';
@@ -35,8 +37,8 @@ export interface FetchOptions {
   tmpDir: string;
   /** Use cached InRelease files; fail if one is missing. */
   offline?: boolean;
-  /** Bytes of a URL (default: Node's fetch); throws DockyardError on failure. */
-  get?: (url: string) => Promise<Buffer>;
+  /** Bytes of a URL, at most `limit` (default: httpGet); throws DockyardError on failure. */
+  get?: (url: string, limit: number) => Promise<Buffer>;
   now?: Date;
   signal?: AbortSignal;
 }
@@ -51,20 +53,26 @@ export interface LoadedSuite {
   packages: Map<string, Buffer>;
 }
 
-/** Largest Packages index, uncompressed (bookworm main amd64: 50 MB). */
+/** Largest Packages index, compressed or not (bookworm main amd64: 8.8 MB as xz, 50 MB plain). */
 const MAX_INDEX = 1024 * 1024 * 1024;
+/** Largest InRelease (bookworm's: 150 KB). */
+const MAX_INRELEASE = 16 * 1024 * 1024;
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-export async function httpGet(url: string, signal?: AbortSignal): Promise<Buffer> {
-  let res: Response;
-  try {
-    res = await fetch(url, { signal, redirect: 'follow' });
-  } catch (e) {
-    throw new DockyardError('E_NETWORK', `${url}: ${(e as Error).message}`, { cause: e });
+/** The project's HTTP client (timeouts on connect, headers and a stalled body; redirects), for an archive host. */
+export async function httpOpen(url: string, signal?: AbortSignal): Promise<HttpResponse> {
+  const res = await request({ method: 'GET', url }, { timeouts: defaultTimeouts, signal, label: `archive ${new URL(url).host}` });
+  if (res.status !== 200) {
+    res.discard();
+    throw new DockyardError(res.status === 404 ? 'E_ARCHIVE_FORMAT' : 'E_NETWORK', `${url}: HTTP ${res.status}`);
   }
-  if (!res.ok) throw new DockyardError(res.status === 404 ? 'E_ARCHIVE_FORMAT' : 'E_NETWORK', `${url}: HTTP ${res.status}`);
-  return Buffer.from(await res.arrayBuffer());
+  return res;
+}
+
+/** A whole response body, refused past `limit` bytes. */
+export async function httpGet(url: string, limit: number, signal?: AbortSignal): Promise<Buffer> {
+  return (await httpOpen(url, signal)).read(limit, url);
 }
 
 let tmpSeq = 0;
@@ -76,7 +84,7 @@ async function atomicWrite(path: string, data: Uint8Array, tmpDir: string): Prom
 
 /** Fetches and verifies one suite's InRelease and Packages indices for `arch`. */
 export async function loadSuite(repo: Repository, suite: string, arch: string, o: FetchOptions): Promise<LoadedSuite> {
-  const get = o.get ?? ((u: string) => httpGet(u, o.signal));
+  const get = o.get ?? ((u: string, limit: number) => httpGet(u, limit, o.signal));
   const base = `${repo.uri.replace(/\/+$/, '')}/dists/${suite}`;
   const inUrl = `${base}/InRelease`;
   const relDir = join(o.cacheDir, 'inrelease');
@@ -86,11 +94,13 @@ export async function loadSuite(repo: Repository, suite: string, arch: string, o
   const relPath = join(relDir, sha256(Buffer.from(inUrl)).slice(0, 32));
   let raw: string;
   if (o.offline) {
-    raw = await readFile(relPath, 'utf8').catch(() => {
-      throw new DockyardError('E_OFFLINE', `${inUrl} is not cached (run once without --offline)`);
-    });
+    raw = (
+      await readRegular(relPath, MAX_INRELEASE, inUrl, 'E_CACHE').catch((e: unknown) => {
+        throw isMissing(e) ? new DockyardError('E_OFFLINE', `${inUrl} is not cached (run once without --offline)`) : e;
+      })
+    ).toString('utf8');
   } else {
-    raw = (await get(inUrl)).toString('utf8');
+    raw = (await get(inUrl, MAX_INRELEASE)).toString('utf8');
   }
   const verified = await verifyInRelease(raw, o.keyring, inUrl);
   const release = parseRelease(verified.text, inUrl);
@@ -111,14 +121,14 @@ export async function loadSuite(repo: Repository, suite: string, arch: string, o
     }
     const entry = release.files.get(path)!;
     const cached = join(byHash, entry.sha256);
-    let body: Buffer | undefined = await readFile(cached).catch(() => undefined);
+    let body: Buffer | undefined = await readRegular(cached, MAX_INDEX, cached, 'E_CACHE').catch(() => undefined);
     if (body && sha256(body) !== entry.sha256) body = undefined;
     if (!body) {
       if (o.offline) throw new DockyardError('E_OFFLINE', `${base}/${path} is not cached (run once without --offline)`);
       // By hash where the archive keeps it (its compressed forms), else by name, as apt falls back.
       const direct = `${base}/${path}`;
       const hashed = `${base}/${comp}/binary-${arch}/by-hash/SHA256/${entry.sha256}`;
-      const got = release.acquireByHash ? await get(hashed).catch(() => get(direct)) : await get(direct);
+      const got = release.acquireByHash ? await get(hashed, MAX_INDEX).catch(() => get(direct, MAX_INDEX)) : await get(direct, MAX_INDEX);
       checkIndex(release, path, got, inUrl);
       await atomicWrite(cached, got, o.tmpDir);
       body = got;

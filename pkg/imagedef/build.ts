@@ -34,9 +34,10 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readRegular } from '../fsutil.js';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DockyardError } from '../errors.js';
 import type { Cache } from '../cache/cache.js';
@@ -48,7 +49,7 @@ import { MediaType, type Descriptor } from '../oci/types.js';
 import { readDeb } from '../debian/deb.js';
 import { moduleSymbols, modulesDep, type ModuleSymbols } from '../debian/kmod.js';
 import { packageSbomPath, renderPackageSbom, type DebianPackageRecord } from '../sbom/sbom.js';
-import { httpGet } from '../debian/archive.js';
+import { httpOpen } from '../debian/archive.js';
 import type { Arch, ImageDefinition } from './definition.js';
 import type { Lock, LockedPackage } from './lock.js';
 
@@ -104,14 +105,29 @@ async function fetchDeb(p: LockedPackage, o: BuildOptions): Promise<string> {
   if (o.offline) throw new DockyardError('E_OFFLINE', `${p.name} ${p.version} (${p.filename}) is not cached (run once without --offline)`);
   await mkdir(dir, { recursive: true });
   const url = `${p.repository}/${p.filename}`;
-  const body = await httpGet(url, o.signal);
-  const got = sha256hex(body);
-  if (got !== p.sha256 || body.length !== p.size) {
-    throw new DockyardError('E_ARCHIVE_CHECKSUM', `${url}: ${body.length} bytes with sha256 ${got}, the lock says ${p.size} bytes with sha256 ${p.sha256}`);
-  }
+  // Streamed into the scratch file, hashed on the way, never more than the lock's size.
+  const res = await httpOpen(url, o.signal);
   const tmp = join(o.tmpDir, `deb-${p.sha256}-${process.pid}`);
-  await pipeline(Readable.from([body]), createWriteStream(tmp, { flags: 'w' }));
-  await rename(tmp, path);
+  const h = createHash('sha256');
+  let n = 0;
+  const check = new Transform({
+    transform(c: Buffer, _e, cb) {
+      n += c.length;
+      if (n > p.size) return cb(new DockyardError('E_ARCHIVE_CHECKSUM', `${url}: more than ${p.size} bytes, the lock says ${p.size} bytes with sha256 ${p.sha256}`));
+      h.update(c);
+      cb(null, c);
+    },
+  });
+  try {
+    await pipeline(res.body, check, createWriteStream(tmp, { flags: 'w' }));
+    const got = h.digest('hex');
+    if (got !== p.sha256 || n !== p.size) throw new DockyardError('E_ARCHIVE_CHECKSUM', `${url}: ${n} bytes with sha256 ${got}, the lock says ${p.size} bytes with sha256 ${p.sha256}`);
+    await rename(tmp, path);
+  } catch (e) {
+    res.discard();
+    await rm(tmp, { force: true });
+    throw e;
+  }
   return path;
 }
 
@@ -372,6 +388,14 @@ async function writeKernelLayer(def: ImageDefinition, arch: Arch, distro: string
   return [];
 }
 
+/** Largest file of a definition's `files:` (held in memory while it is written). */
+const MAX_SOURCE = 64 * 1024 * 1024;
+
+/** A `files:` source: a regular file of the definition's folder, bounded. */
+function readSource(def: ImageDefinition, source: string): Promise<Buffer> {
+  return readRegular(join(def.dir, source), MAX_SOURCE, `${def.file}: files: ${source}`, 'E_SPEC_READ');
+}
+
 /** The definition's accounts, paths and files. */
 async function writeExtras(def: ImageDefinition, layer: LayerFile, emitDir: (e: Entry) => Promise<void>, o: BuildOptions): Promise<void> {
   const parents = async (path: string) => {
@@ -401,10 +425,7 @@ async function writeExtras(def: ImageDefinition, layer: LayerFile, emitDir: (e: 
     }
   }
   for (const f of def.files) {
-    const src = join(def.dir, f.source);
-    const data = await readFile(src).catch((e: unknown) => {
-      throw new DockyardError('E_SPEC_READ', `${def.file}: files: cannot read ${src} (${(e as Error).message})`);
-    });
+    const data = await readSource(def, f.source);
     const path = merged(f.path.replace(/^\/+/, '')).path;
     await parents(path);
     await layer.entry(fileEntry(path, data, f.mode ? parseInt(f.mode, 8) : 0o644, f.uid ?? 0, f.gid ?? 0), o.epoch, data);
@@ -418,7 +439,7 @@ type BuiltLayer = { diffId: string; desc: Descriptor; scripts: string[] };
 /** Everything a layer's bytes depend on (the packages by SHA256, the definition's extras, the epoch), as a digest. */
 async function layerKey(def: ImageDefinition, arch: Arch, distro: string, pkgs: LockedPackage[], epoch: number): Promise<string> {
   const files = [];
-  for (const f of def.files) files.push({ ...f, sha256: sha256hex(await readFile(join(def.dir, f.source)).catch(() => Buffer.from(`unreadable ${f.source}`))) });
+  for (const f of def.files) files.push({ ...f, sha256: sha256hex(await readSource(def, f.source)) });
   const inputs = {
     v: LAYER_FORMAT,
     arch,
@@ -436,7 +457,7 @@ async function layerKey(def: ImageDefinition, arch: Arch, distro: string, pkgs: 
 
 /** A layer built before from the same inputs, if its blob is still in the cache and intact. */
 async function memoized(key: string, o: BuildOptions): Promise<BuiltLayer | undefined> {
-  const text = await readFile(join(o.cacheDir, 'layers', `${key}.json`), 'utf8').catch(() => undefined);
+  const text = await readRegular(join(o.cacheDir, 'layers', `${key}.json`), 1 << 20, 'built layer', 'E_CACHE').then((b) => b.toString('utf8'), () => undefined);
   if (!text) return undefined;
   try {
     const b = JSON.parse(text) as BuiltLayer;

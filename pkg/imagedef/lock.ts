@@ -11,13 +11,13 @@
  * how recent the archive was).
  */
 import { createHash } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockyardError } from '../errors.js';
 import { loadIndex, type FetchOptions } from '../debian/archive.js';
 import { readKeyring, type Keyring } from '../debian/release.js';
 import { solve } from '../debian/solve.js';
-import { checkOutputPath, fsError, outputTemp, readRegular } from '../fsutil.js';
+import { checkOutputPath, fsError, isMissing, outputTemp, readRegular } from '../fsutil.js';
 import type { Arch, ImageDefinition } from './definition.js';
 
 export const LOCK_VERSION = 1;
@@ -138,10 +138,10 @@ export async function readLock(def: ImageDefinition): Promise<Lock | undefined> 
   const path = lockPath(def);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = (await readRegular(path, 256 * 1024 * 1024, 'lock file', 'E_SPEC_READ')).toString('utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new DockyardError('E_SPEC_READ', `${path}: ${(e as Error).message}`);
+    if (isMissing(e)) return undefined;
+    throw e;
   }
   let lock: Lock;
   try {
