@@ -13,7 +13,7 @@
  * sizes bounded), their bodies windows into the stream.
  */
 import { createGunzip } from 'node:zlib';
-import { Readable } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import { DockyardError } from '../errors.js';
 import { ByteReader } from '../archive/reader.js';
 import { readTar } from '../archive/tarread.js';
@@ -69,7 +69,9 @@ function decompressed(name: string, body: AsyncIterable<Buffer>, what: string): 
   if (name.endsWith('.tar')) return body;
   if (name.endsWith('.tar.xz')) return xzChunks(body, label);
   if (name.endsWith('.tar.gz')) {
-    const gz = Readable.from(body).pipe(createGunzip());
+    const gz = createGunzip();
+    // pipeline: a failure of the source (a truncated download) ends gz with it, and reaches the loop below.
+    pipeline(Readable.from(body), gz, () => {});
     return (async function* () {
       try {
         for await (const c of gz) yield c as Buffer;
