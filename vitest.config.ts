@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 600_000,
     pool: 'forks',
+    // One TMPDIR for the run, removed at its end (test/harness/global-tmp.ts).
+    globalSetup: ['test/harness/global-tmp.ts'],
   },
 });

@@ -12,7 +12,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { cliPath, dataDir, repoRoot } from '../harness/cli.js';
 
 export const conformanceImages = join(dataDir, 'conformance/images');
@@ -46,8 +46,15 @@ export interface Sandbox {
   env: Record<string, string>;
 }
 
+/** The sandboxes this test file made: removed when the file ends (a 2 GB image case adds up over runs). */
+const made: string[] = [];
+afterAll(async () => {
+  for (const root of made.splice(0)) await rm(root, { recursive: true, force: true });
+});
+
 export async function sandbox(name: string): Promise<Sandbox> {
   const root = await mkdtemp(join(tmpdir(), `dy-hostile-${name}-`));
+  made.push(root);
   const sb = {
     root,
     home: join(root, 'home'),

@@ -5,8 +5,8 @@
  * containers print (one read-only, one on an overlay over the shared copy of
  * the image) are read from the serial console.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
-import { readFile } from 'node:fs/promises';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dockyard, repoRoot } from '../harness/cli.js';
 import { bootKernel } from '../harness/qemu.js';
@@ -44,4 +44,7 @@ describe('examples/hello.yml boots', () => {
       expect(res.reason, c).toBe('until');
     }, 300_000);
   }
+});
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
 });

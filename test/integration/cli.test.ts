@@ -1,6 +1,6 @@
 /** The CLI as a user meets it: validate, bad inputs, clear one-line errors, nothing left behind. */
-import { describe, it, expect, beforeAll } from 'vitest';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtemp, readdir, writeFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,9 @@ const examples = (await readdir(examplesDir)).filter((f) => f.endsWith('.yml')).
 let work: string;
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'dockyard-cli-'));
+});
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
 });
 
 function expectOneCleanError(stderr: string) {

@@ -5,9 +5,9 @@
  * cpio comes first, uncompressed, byte for byte; tar-kernel-initrd holds the
  * same three files. A warm rebuild (segments cached) gives the same bytes.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { mkdtemp, readFile, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile, mkdir, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -94,6 +94,9 @@ describe('formats read by independent tools', () => {
       expect(sha(await readFile(join(b, f))), f).toBe(sha(await readFile(join(a, f))));
     }
   });
+});
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
 });
 
 /** The kernel fixture image's single layer, uncompressed. */

@@ -7,8 +7,8 @@
  * kernel is this image, with the fixture init and an onboot container,
  * boots under qemu and the init loads overlay.ko from the image's modules.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { dockyard } from '../harness/cli.js';
@@ -95,4 +95,7 @@ describe('pkg build, layout: kernel', () => {
     expect(res.console).toMatch(new RegExp(`insmod /lib/modules/${version.replace(/\./g, '\\.')}/kernel/fs/overlayfs/overlay\\.ko`));
     expect(res.console).toContain(`dockyard-marker: hello on ${version}`);
   }, 700_000);
+});
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
 });

@@ -2,8 +2,8 @@
  * Bit-for-bit: one spec built twice, with separate caches, at different wall
  * clock times and time zones, gives byte-identical tar, initrd, kernel and cmdline.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -38,6 +38,9 @@ let work: string;
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'dockyard-repro-'));
   await writeFile(join(work, 'repro.yml'), spec);
+});
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
 });
 
 async function buildOnce(run: string, tz: string): Promise<Record<string, string>> {

@@ -11,8 +11,8 @@
  * dockyard.root and switches to it (test/fixtures/init-script.ts); the
  * onboot markers then come from containers whose bundles are on the image.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { readFile, writeFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { dockyard, repoRoot } from '../harness/cli.js';
@@ -125,4 +125,7 @@ describe('root filesystem images', () => {
         expect(res.reason, c).toBe('until');
       }, 300_000);
     }
+});
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
 });

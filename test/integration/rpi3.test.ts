@@ -14,8 +14,8 @@
  * on the PL011 (ttyAMA0, qemu's first serial), U-Boot's own console on the
  * mini UART (the second).
  */
-import { describe, it, expect, beforeAll } from 'vitest';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdir, readFile, readdir, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { dockyard, repoRoot } from '../harness/cli.js';
@@ -162,4 +162,7 @@ describe('rpi3', () => {
     expect(c).toMatch(/dockyard-marker: hello from a read-only container on aarch64/);
     expect(c).toMatch(/dockyard-marker: overlay root is writable: written/);
   }, 700_000);
+});
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
 });

@@ -7,8 +7,8 @@
  * vvfat as \EFI\BOOT\BOOT{X64,AA64}.EFI; the onboot markers are read from the
  * serial console.
  */
-import { describe, it, expect, beforeAll } from 'vitest';
-import { link, mkdir, readFile } from 'node:fs/promises';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { link, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { dockyard, repoRoot } from '../harness/cli.js';
@@ -82,4 +82,7 @@ describe('uki', () => {
     const d = await dockyard(['--debug', 'build', '--offline', '--cache', cache, '--arch', 'amd64', '-f', 'uki', '--component', 'systemd-boot=dockyard.dev/boot/nope:none', '--dir', out, spec]);
     expect(d.stderr, 'the typed error names its code').toMatch(/E_COMPONENT/);
   });
+});
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
 });

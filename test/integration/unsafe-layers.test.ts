@@ -4,9 +4,9 @@
  * fails with one clear line, leaves no output, and writes nothing anywhere
  * else; absolute entry names are only made relative (as tar does).
  */
-import { describe, it, expect, beforeAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execa } from 'execa';
-import { mkdtemp, writeFile, readdir, mkdir } from 'node:fs/promises';
+import { mkdtemp, writeFile, readdir, mkdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -72,4 +72,7 @@ describe('unsafe layers', () => {
       expect(existsSync('/tmp/planted')).toBe(false);
     });
   }
+});
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
 });
