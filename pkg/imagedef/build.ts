@@ -6,7 +6,8 @@
  *   layer   every package's data.tar entries (packages in name order, each
  *           in its archive's order) under merged /usr as Debian bookworm
  *           lays it out (bin, sbin, lib, lib64… are symlinks into usr/;
- *           entries under them land in usr/), directories once; then the
+ *           entries under them land in usr/; `merged-usr: false` keeps
+ *           them as the packages ship them), directories once; then the
  *           dpkg database, so dpkg-query and image scanners see exactly the
  *           installed packages:
  *             var/lib/dpkg/status           each package's control stanza,
@@ -47,6 +48,7 @@ import { tarHeader, writeTarEntry, END_OF_ARCHIVE } from '../archive/tarwrite.js
 import type { Entry } from '../rootfs/entry.js';
 import { MediaType, type Descriptor } from '../oci/types.js';
 import { readDeb } from '../debian/deb.js';
+import { tarEntries } from '../rootfs/layers.js';
 import { moduleSymbols, modulesDep, type ModuleSymbols } from '../debian/kmod.js';
 import { packageSbomPath, renderPackageSbom, type DebianPackageRecord } from '../sbom/sbom.js';
 import { httpOpen } from '../debian/archive.js';
@@ -150,9 +152,14 @@ async function fetchAll(pkgs: LockedPackage[], o: BuildOptions): Promise<Map<str
 /** Top-level directories that are symlinks into usr/ on a merged-/usr system. */
 const MERGED = new Set(['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']);
 
-function merged(path: string): { path: string; alias?: string } {
+function mergedPath(path: string): { path: string; alias?: string } {
   const top = path.split('/', 1)[0];
   return MERGED.has(top) ? { path: `usr/${path}`, alias: top } : { path };
+}
+
+/** Where a package's path lands: under usr/ on a merged-/usr image, as it is otherwise (`merged-usr: false`). */
+function usrLayout(def: ImageDefinition): (path: string) => { path: string; alias?: string } {
+  return def.mergedUsr ? mergedPath : (path) => ({ path });
 }
 
 /**
@@ -220,6 +227,7 @@ async function writeLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs
   const info: Entry[] = [];
   const scripts: string[] = [];
   const records: DebianPackageRecord[] = [];
+  const merged = usrLayout(def);
   const emitDir = async (e: Entry) => {
     if (dirs.has(e.path)) return;
     dirs.add(e.path);
@@ -301,7 +309,9 @@ async function writeLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs
  *                modules' symbols, pkg/debian/kmod.ts), and the device trees
  *                of usr/lib/linux-image-VERSION/ as boot/dtb/ (LinuxKit's place)
  *   System.map   boot/System.map-VERSION
- * plus the SBOM. Nothing is unpacked on the host: kernel.tar is written to a
+ * plus the SBOM. `kernel: modules:` keeps only the named modules and what
+ * they need (the tree is written whole to a scratch file, then read again
+ * less the rest); `kernel: dtbs:` only the device trees it names. Nothing is unpacked on the host: kernel.tar is written to a
  * scratch file as the package streams by (its size goes in the layer's header).
  */
 async function writeKernelLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs: LockedPackage[], debs: Map<string, string>, layer: LayerFile, o: BuildOptions): Promise<string[]> {
@@ -315,7 +325,8 @@ async function writeKernelLayer(def: ImageDefinition, arch: Arch, distro: string
   const tarPath = join(o.tmpDir, `kernel-${arch}-${process.pid}.tar`);
   const kernelPath = join(o.tmpDir, `kernel-${arch}-${process.pid}.bin`);
   const mapPath = join(o.tmpDir, `kernel-${arch}-${process.pid}.map`);
-  const inner = new Sink([createWriteStream(tarPath, { flags: 'wx' })], { hash: false });
+  const fullPath = join(o.tmpDir, `kernel-${arch}-${process.pid}.all.tar`);
+  let inner = new Sink([createWriteStream(tarPath, { flags: 'wx' })], { hash: false });
   // Every entry's parents come first: the kernel's initramfs unpacker makes no missing directory.
   const made = new Set<string>();
   const put = async (e: Entry) => {
@@ -333,6 +344,7 @@ async function writeKernelLayer(def: ImageDefinition, arch: Arch, distro: string
     }
     await writeTarEntry(inner, e, o.epoch);
   };
+  const dtbWanted = def.kernel.dtbs ? globMatcher(def.kernel.dtbs) : undefined;
   try {
     const modules = new Map<string, ModuleSymbols>();
     let version: string | undefined;
@@ -355,7 +367,7 @@ async function writeKernelLayer(def: ImageDefinition, arch: Arch, distro: string
           order = bytes.toString('utf8').split('\n').filter(Boolean);
           await put({ ...out, body: bytes });
         } else await put(out);
-      } else if (dtb && (e.type === 'dir' || e.path.endsWith('.dtb'))) {
+      } else if (dtb && (e.type === 'dir' ? !dtbWanted : e.path.endsWith('.dtb') && (!dtbWanted || dtbWanted(dtb[1])))) {
         await put({ ...e, path: `boot/dtb/${dtb[1]}` });
       } else if (e.type === 'file' && /^boot\/vmlinu[xz]-/.test(e.path)) {
         await pipeline(Readable.from(bodyChunks(e.body)), createWriteStream(kernelPath, { flags: 'wx' }));
@@ -370,8 +382,29 @@ async function writeKernelLayer(def: ImageDefinition, arch: Arch, distro: string
     if (!kernelSeen || !version) throw new DockyardError('E_KERNEL', `${what}: no boot/vmlinuz-* or lib/modules/VERSION in the package`);
     const named = new Set(order);
     const all = [...order.filter((x) => modules.has(x)), ...[...modules.keys()].filter((x) => !named.has(x)).sort()];
-    const dep = Buffer.from(modulesDep(modules, all));
-    await put(fileEntry(`lib/modules/${version}/modules.dep`, dep));
+    const depText = modulesDep(modules, all);
+    if (def.kernel.modules) {
+      // Only the named modules and what they need: the tree written so far is read again, less what is left out.
+      await inner.write(END_OF_ARCHIVE);
+      await inner.end();
+      const keep = moduleClosure(depText, def.kernel.modules, `${def.file}: kernel: modules: ${what}`);
+      const dep = Buffer.from(depText.split('\n').filter((l) => keep.has(l.slice(0, l.indexOf(':')))).map((l) => `${l}\n`).join(''));
+      await rename(tarPath, fullPath);
+      inner = new Sink([createWriteStream(tarPath, { flags: 'wx' })], { hash: false });
+      made.clear();
+      const prefix = `lib/modules/${version}/`;
+      for await (const { entry: e } of tarEntries(createReadStream(fullPath, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, `${what}: kernel.tar`, Number.MAX_SAFE_INTEGER)) {
+        const rel = e.path.startsWith(prefix) ? e.path.slice(prefix.length) : undefined;
+        if (rel !== undefined && (e.type === 'dir' || (rel.endsWith('.ko') && !keep.has(rel)))) {
+          for await (const _ of bodyChunks(e.body)) void _;
+          continue;
+        }
+        await put(e.type === 'file' ? { ...e, body: await collectBody(e.body, 256 * 1024 * 1024, `${what}: ${e.path}`) } : e);
+      }
+      await put(fileEntry(`lib/modules/${version}/modules.dep`, dep));
+    } else {
+      await put(fileEntry(`lib/modules/${version}/modules.dep`, Buffer.from(depText)));
+    }
     await inner.write(END_OF_ARCHIVE);
     await inner.end();
     for (const [name, path, present] of [['kernel', kernelPath, true], ['kernel.tar', tarPath, true], ['System.map', mapPath, mapSeen]] as const) {
@@ -380,13 +413,49 @@ async function writeKernelLayer(def: ImageDefinition, arch: Arch, distro: string
       await layer.entry({ path: name, type: 'file', mode: 0o644, uid: 0, gid: 0, size }, o.epoch, createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>);
     }
   } finally {
-    for (const f of [tarPath, kernelPath, mapPath]) await rm(f, { force: true });
+    for (const f of [tarPath, fullPath, kernelPath, mapPath]) await rm(f, { force: true });
   }
   const sbom = renderPackageSbom(def.name, arch, distro, [{ name: p.name, version: p.version, architecture: p.architecture, url: `${p.repository}/${p.filename}`, sha256: p.sha256, maintainer: deb.control.fields.maintainer, source: deb.control.fields.source?.split(/\s/)[0] }], o.epoch);
   for (const d of ['var', 'var/lib', 'var/lib/db', 'var/lib/db/sbom']) await layer.entry(dirEntry(d), o.epoch);
   await layer.entry(fileEntry(packageSbomPath(def.name), sbom), o.epoch, sbom);
   return [];
 }
+
+/** `kernel: dtbs:` patterns: * matches within one path part. */
+function globMatcher(patterns: string[]): (path: string) => boolean {
+  const res = patterns.map((p) => new RegExp(`^${p.split('*').map((x) => x.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`));
+  return (path) => res.some((r) => r.test(path));
+}
+
+/** The module paths (relative to lib/modules/VERSION) of the named modules and every one they depend on, by modules.dep's lines. */
+function moduleClosure(depText: string, names: string[], where: string): Set<string> {
+  const byName = new Map<string, { path: string; deps: string[] }>();
+  for (const line of depText.split('\n')) {
+    const at = line.indexOf(':');
+    if (at < 0) continue;
+    const path = line.slice(0, at);
+    byName.set(modName(path), { path, deps: line.slice(at + 1).trim().split(/\s+/).filter(Boolean) });
+  }
+  const keep = new Set<string>();
+  const missing: string[] = [];
+  const queue: string[] = [];
+  for (const n of names) {
+    const m = byName.get(n.replace(/-/g, '_'));
+    if (m) queue.push(m.path);
+    else missing.push(n);
+  }
+  if (missing.length) throw new DockyardError('E_SPEC_INVALID', `${where} has no module ${missing.join(', ')}`);
+  while (queue.length) {
+    const path = queue.pop()!;
+    if (keep.has(path)) continue;
+    keep.add(path);
+    queue.push(...(byName.get(modName(path))?.deps ?? []));
+  }
+  return keep;
+}
+
+/** A module's name as the kernel and modprobe know it: the file name without .ko, - as _. */
+const modName = (path: string): string => path.slice(path.lastIndexOf('/') + 1).replace(/\.ko(\.[gx]z|\.zst)?$/, '').replace(/-/g, '_');
 
 /** Largest file of a definition's `files:` (held in memory while it is written). */
 const MAX_SOURCE = 64 * 1024 * 1024;
@@ -398,6 +467,7 @@ function readSource(def: ImageDefinition, source: string): Promise<Buffer> {
 
 /** The definition's accounts, paths and files. */
 async function writeExtras(def: ImageDefinition, layer: LayerFile, emitDir: (e: Entry) => Promise<void>, o: BuildOptions): Promise<void> {
+  const merged = usrLayout(def);
   const parents = async (path: string) => {
     const parts = path.split('/');
     for (let i = 1; i < parts.length; i++) await emitDir(dirEntry(merged(parts.slice(0, i).join('/')).path));
@@ -447,6 +517,8 @@ async function layerKey(def: ImageDefinition, arch: Arch, distro: string, pkgs: 
     epoch,
     name: def.name,
     layout: def.layout,
+    mergedUsr: def.mergedUsr,
+    kernel: def.kernel,
     packages: [...pkgs].sort((a, b) => (a.name < b.name ? -1 : 1)).map((p) => [p.name, p.version, p.architecture, p.repository, p.filename, p.sha256]),
     accounts: def.accounts,
     paths: def.paths,

@@ -23,7 +23,8 @@ export interface ImageDefinition {
   repositories: Repository[];
   /** Absolute paths. */
   keyring: string[];
-  packages: Request[];
+  /** As written; `archs` is a dpkg architecture restriction (`[amd64]`, `[!arm64]`): see packagesFor. */
+  packages: PackageRequest[];
   exclude: string[];
   essential: boolean;
   archs: Arch[];
@@ -40,9 +41,25 @@ export interface ImageDefinition {
   paths: { path: string; type: 'directory' | 'symlink'; target?: string; mode?: string; uid?: number; gid?: number }[];
   files: { source: string; path: string; mode?: string; uid?: number; gid?: number }[];
   layout: 'rootfs' | 'kernel';
+  /** bin, sbin, lib* as symlinks into usr/ (Debian's default since bookworm); false keeps them real directories. */
+  mergedUsr: boolean;
+  /** For layout: kernel: which modules (closed under their dependencies) and device trees kernel.tar keeps; all when absent. */
+  kernel: { modules?: string[]; dtbs?: string[] };
 }
 
-const REQUEST = /^([a-z0-9][a-z0-9+.-]*)(?:\s*\((<<|<=|=|>=|>>)\s*([A-Za-z0-9.+~:-]+)\))?$/;
+export interface PackageRequest extends Request {
+  /** Only for these architectures (dpkg's `[amd64 arm64]`), or for all but these (`[!arm64]`). */
+  archs?: { not: boolean; list: string[] };
+}
+
+/** The requests of the definition that apply to one architecture. */
+export function packagesFor(def: ImageDefinition, arch: Arch): Request[] {
+  return def.packages
+    .filter((p) => !p.archs || p.archs.list.includes(arch) !== p.archs.not)
+    .map(({ name, op, version }) => (op ? { name, op, version } : { name }));
+}
+
+const REQUEST = /^([a-z0-9][a-z0-9+.-]*)(?:\s*\((<<|<=|=|>=|>>)\s*([A-Za-z0-9.+~:-]+)\))?(?:\s*\[\s*([^\]]*?)\s*\])?$/;
 
 /** The name a definition file gives by default: its base name without .yml/.yaml. */
 export function defaultName(file: string): string {
@@ -64,20 +81,44 @@ function check(y: YamlFile): { def?: ImageDefinition; problems: SpecProblem[] } 
   const problems: SpecProblem[] = [];
   const file = resolve(y.file);
   const dir = dirname(file);
-  const packages: Request[] = d.packages.map((p) => {
+  const packages: PackageRequest[] = d.packages.map((p, i) => {
     const m = REQUEST.exec(p.trim())!;
-    return m[2] ? { name: m[1], op: m[2] as Relation, version: m[3] } : { name: m[1] };
+    const r: PackageRequest = m[2] ? { name: m[1], op: m[2] as Relation, version: m[3] } : { name: m[1] };
+    if (m[4] !== undefined) {
+      // dpkg: all positive or all negated (deb-src-control(5), Build-Depends).
+      const words = m[4].split(/\s+/);
+      const not = words[0].startsWith('!');
+      if (words.some((w) => w.startsWith('!') !== not)) problems.push(problemAt(y, ['packages', i], `packages: ${p}: an architecture list is all positive or all negated ([amd64 arm64] or [!arm64])`));
+      r.archs = { not, list: words.map((w) => w.replace(/^!/, '')) };
+    }
+    return r;
   });
-  const seen = new Map<string, number>();
-  packages.forEach((p, i) => {
-    if (seen.has(p.name)) problems.push(problemAt(y, ['packages', i], `packages: ${p.name} is listed twice (first as item ${seen.get(p.name)! + 1})`));
-    else seen.set(p.name, i);
-  });
+  const archs = [...new Set(d.archs ?? ['amd64', 'arm64'])].sort() as Arch[];
+  // A name twice is a mistake unless the two never apply to the same architecture.
+  const twice = new Set<number>();
+  for (const arch of archs) {
+    const seen = new Map<string, number>();
+    packages.forEach((p, i) => {
+      if (p.archs && p.archs.list.includes(arch) === p.archs.not) return;
+      const first = seen.get(p.name);
+      if (first === undefined) seen.set(p.name, i);
+      else if (!twice.has(i)) {
+        twice.add(i);
+        const forArch = p.archs || packages[first].archs ? ` for ${arch}` : '';
+        problems.push(problemAt(y, ['packages', i], `packages: ${p.name} is listed twice${forArch} (first as item ${first + 1})`));
+      }
+    });
+  }
+  const seen = new Set(packages.map((p) => p.name));
   const exclude = d.exclude ?? [];
   exclude.forEach((x, i) => {
     if (seen.has(x)) problems.push(problemAt(y, ['exclude', i], `exclude: ${x} is also in packages`));
   });
-  const archs = [...new Set(d.archs ?? ['amd64', 'arm64'])].sort() as Arch[];
+  const kernel = (d as { kernel?: ImageDefinition['kernel'] }).kernel ?? {};
+  if (Object.keys(kernel).length && (d.layout ?? 'rootfs') !== 'kernel') problems.push(problemAt(y, ['kernel'], 'kernel: only for layout: kernel'));
+  for (const arch of archs) {
+    if (!packages.some((p) => !p.archs || p.archs.list.includes(arch) !== p.archs.not)) problems.push(problemAt(y, ['packages'], `packages: none of them is for ${arch}, one of the archs`));
+  }
   const def: ImageDefinition = {
     file,
     dir,
@@ -93,6 +134,8 @@ function check(y: YamlFile): { def?: ImageDefinition; problems: SpecProblem[] } 
     paths: d.paths ?? [],
     files: d.files ?? [],
     layout: d.layout ?? 'rootfs',
+    mergedUsr: (d as { 'merged-usr'?: boolean })['merged-usr'] ?? true,
+    kernel,
   };
   return problems.length ? { problems } : { def, problems };
 }

@@ -18,7 +18,7 @@ import { loadIndex, type FetchOptions } from '../debian/archive.js';
 import { readKeyring, type Keyring } from '../debian/release.js';
 import { solve } from '../debian/solve.js';
 import { checkOutputPath, fsError, isMissing, outputTemp, readRegular } from '../fsutil.js';
-import type { Arch, ImageDefinition } from './definition.js';
+import { packagesFor, type Arch, type ImageDefinition } from './definition.js';
 
 export const LOCK_VERSION = 1;
 
@@ -87,12 +87,12 @@ export async function resolveLock(def: ImageDefinition, o: Omit<FetchOptions, 'k
     const { index, suites } = await loadIndex(def.repositories, arch, { ...o, keyring });
     let solution;
     try {
-      solution = solve(index, def.packages, { essential: def.essential, exclude: def.exclude });
+      solution = solve(index, packagesFor(def, arch), { essential: def.essential, exclude: def.exclude });
     } catch (e) {
       if (e instanceof DockyardError) throw new DockyardError(e.code, `${def.file}: ${arch}: ${e.message}`, { cause: e });
       throw e;
     }
-    const requested = new Set(def.packages.map((p) => p.name));
+    const requested = new Set(packagesFor(def, arch).map((p) => p.name));
     const uriOf = new Map(suites.map((s) => [s.suite, s.uri]));
     lock.suites[arch] = suites.map((s) => ({
       repository: s.uri,

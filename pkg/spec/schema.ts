@@ -142,7 +142,9 @@ const PATTERN_HINTS: Record<string, string> = {
   '^(?!\\.{1,2}$)[^/]+$': 'a plain name (no "/", not "." or "..": it names the container\'s directory)',
   '[^./]': 'a path below the root (not "." or "/")',
   // Image definitions (schemas/image.schema.json).
-  '^[a-z0-9][a-z0-9+.-]*(\\s*\\((<<|<=|=|>=|>>)\\s*[A-Za-z0-9.+~:-]+\\))?$': 'a Debian package name, optionally with a version: runc, "libc6 (>= 2.36)"',
+  '^[a-z0-9][a-z0-9+.-]*(\\s*\\((<<|<=|=|>=|>>)\\s*[A-Za-z0-9.+~:-]+\\))?(\\s*\\[\\s*!?(amd64|arm64)(\\s+!?(amd64|arm64))*\\s*\\])?$':
+    'a Debian package name, optionally with a version and architectures: runc, "libc6 (>= 2.36)", "linux-image-amd64 [amd64]"',
+  '^[A-Za-z0-9_-]+$': 'a module name (letters, digits, _ and -): overlay, virtio_blk',
   '^[a-z0-9][a-z0-9+.-]*$': 'a Debian package name (lower case letters, digits, + - .)',
   '^https?://[^\\s?#]+$': 'an http:// or https:// URL without query or fragment',
 };

@@ -9,6 +9,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { dockyard } from '../harness/cli.js';
@@ -82,6 +83,43 @@ describe('pkg build, layout: kernel', () => {
     expect(differ).toEqual([]);
     expect([...theirs.values()].filter((d) => d.length > 0).length).toBeGreaterThan(500);
   });
+
+  it('kernel: modules: keeps the named modules and what modprobe would load with them, and modules.dep of those; no dtbs for []', async () => {
+    // The same lock (kernel: is no input to resolution), under its own name and reference.
+    await writeFile(join(work, 'small.yml'), (await readFile(join(work, 'kernel.yml'), 'utf8')).replace('layout: kernel\n', 'layout: kernel\nname: kernel\nkernel:\n  modules: [sr_mod, overlay, virtio-blk]\n  dtbs: []\n'));
+    const r = await dockyard(['pkg', 'build', '--cache', cache, '-t', 'dockyard.local/kernel-small:latest', '-o', join(work, 'small.tar'), join(work, 'small.yml')]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const lay = join(work, 'small-layout');
+    await mkdir(lay);
+    await execa('tar', ['-xf', join(work, 'small.tar'), '-C', lay]);
+    const blob = (d: string) => join(lay, 'blobs/sha256', d.split(':')[1]);
+    const idx = JSON.parse(await readFile(join(lay, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    const top = JSON.parse(await readFile(blob(idx.manifests[0].digest), 'utf8')) as { manifests: { digest: string }[] };
+    const man = JSON.parse(await readFile(blob(top.manifests[0].digest), 'utf8')) as { layers: { digest: string }[] };
+    await mkdir(join(work, 'small-image'));
+    await execa('tar', ['-xzf', blob(man.layers[0].digest), '-C', join(work, 'small-image')]);
+    await mkdir(join(work, 'small-modules'));
+    await execa('tar', ['-xf', join(work, 'small-image/kernel.tar'), '-C', join(work, 'small-modules')]);
+    // The judge: kmod's modprobe on the whole tree, indexed by depmod.
+    await execa('depmod', ['-b', join(work, 'deb'), version]);
+    const shown = await execa('modprobe', ['-d', join(work, 'deb'), '-S', version, '--show-depends', '-a', 'sr_mod', 'overlay', 'virtio_blk']);
+    const theirs = [...new Set([...shown.stdout.matchAll(/^insmod \S*\/lib\/modules\/[^/]+\/(\S+\.ko)/gm)].map((m) => m[1]))].sort();
+    expect(theirs.length).toBeGreaterThan(3);
+    const files = (await execa('find', ['.', '-type', 'f'], { cwd: join(work, 'small-modules/lib/modules', version) })).stdout.split('\n').map((f) => f.slice(2));
+    expect(files.filter((f) => f.endsWith('.ko')).sort()).toEqual(theirs);
+    expect(files.filter((f) => !f.endsWith('.ko')).sort()).toEqual(['modules.builtin', 'modules.builtin.modinfo', 'modules.dep', 'modules.order']);
+    const dep = depSets(await readFile(join(work, 'small-modules/lib/modules', version, 'modules.dep'), 'utf8'));
+    const full = depSets(await readFile(join(work, 'deb/lib/modules', version, 'modules.dep'), 'utf8'));
+    expect([...dep.keys()].sort()).toEqual(theirs);
+    for (const [m, deps] of dep) expect(deps, m).toEqual(full.get(m));
+    expect(existsSync(join(work, 'small-modules/boot'))).toBe(false);
+    // A module the package does not have: one line naming it.
+    await writeFile(join(work, 'bad.yml'), (await readFile(join(work, 'small.yml'), 'utf8')).replace('[sr_mod, overlay, virtio-blk]', '[overlay, no_such_module]'));
+    const bad = await dockyard(['pkg', 'build', '--cache', cache, '-t', 'dockyard.local/kernel-bad:latest', join(work, 'bad.yml')]);
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stderr).toMatch(/kernel: modules: .* has no module no_such_module/);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  }, 600_000);
 
   it('boots as a spec\'s kernel: the init loads overlay.ko from it, the onboot marker comes', async () => {
     await writeFile(

@@ -6,7 +6,8 @@
 import { describe, it, expect } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDefinition } from '../../../pkg/imagedef/definition.js';
+import { packagesFor, parseDefinition } from '../../../pkg/imagedef/definition.js';
+import { BUSYBOX_APPLETS } from '../../fixtures/build.js';
 import { repoRoot } from '../../harness/cli.js';
 
 const BASE = 'repositories:\n  - uri: http://deb.debian.org/debian/\n    suites: [bookworm]\n    components: [main]\nkeyring: [keys/debian.gpg]\n';
@@ -43,5 +44,46 @@ describe('image definitions', () => {
     expect(at(`${BASE}packages: [runc]\narchs: [riscv64]\n`)[0]).toMatch(/^7:9: archs\[0\]: must be one of "amd64", "arm64"/);
     expect(at(`${BASE}packages: [runc\n`)[0]).toMatch(/^\d+:\d+: invalid YAML: \[ opened here is never closed/);
     expect(at('repositories: []\n')[0]).toMatch(/missing required key "keyring"|repositories: /);
+  });
+});
+
+describe('image definitions: architectures, merged /usr, kernel', () => {
+  it('a dpkg architecture restriction keeps a package to some archs; packagesFor gives each arch its requests', () => {
+    const { def, problems } = parseDefinition(`${BASE}packages: ["linux-image-amd64 [amd64]", "linux-image-arm64 [ arm64 ]", "grub-pc-bin [!arm64]", "libc6 (>= 2.36) [amd64 arm64]"]\n`, '/d/k.yml');
+    expect(problems).toEqual([]);
+    expect(packagesFor(def!, 'amd64')).toEqual([{ name: 'linux-image-amd64' }, { name: 'grub-pc-bin' }, { name: 'libc6', op: '>=', version: '2.36' }]);
+    expect(packagesFor(def!, 'arm64')).toEqual([{ name: 'linux-image-arm64' }, { name: 'libc6', op: '>=', version: '2.36' }]);
+    expect(def?.mergedUsr).toBe(true);
+    expect(def?.kernel).toEqual({});
+  });
+
+  it('the same name for two archs is no duplicate; for one arch it is, once; mixed negation, an arch left with nothing, kernel: without layout: kernel are problems', () => {
+    const at = (text: string) => parseDefinition(text, 'd.yml').problems.map((p) => `${p.line}:${p.col}: ${p.message}`);
+    expect(at(`${BASE}packages: ["linux [amd64]", "linux [arm64]"]\n`)).toEqual([]);
+    expect(at(`${BASE}packages: [linux, "linux [arm64]"]\n`)).toEqual(['6:19: packages: linux is listed twice for arm64 (first as item 1)']);
+    expect(at(`${BASE}packages: [runc, runc]\n`)).toEqual(['6:18: packages: runc is listed twice (first as item 1)']);
+    expect(at(`${BASE}packages: ["runc [amd64 !arm64]"]\n`)).toEqual(['6:12: packages: runc [amd64 !arm64]: an architecture list is all positive or all negated ([amd64 arm64] or [!arm64])']);
+    expect(at(`${BASE}packages: ["runc [amd64]"]\n`)).toEqual(['6:1: packages: none of them is for arm64, one of the archs']);
+    expect(at(`${BASE}packages: ["runc [riscv64]"]\n`)[0]).toMatch(/^6:12: packages\[0\]: "runc \[riscv64\]" is not a Debian package name, optionally with a version and architectures/);
+    expect(at(`${BASE}packages: [runc]\nkernel: { modules: [overlay] }\n`)).toEqual(['7:1: kernel: only for layout: kernel']);
+    expect(at(`${BASE}packages: [runc]\nlayout: kernel\nkernel: { modules: [over/lay] }\n`)[0]).toMatch(/^8:21: kernel\.modules\[0\]: "over\/lay" is not a module name/);
+  });
+
+  it('merged-usr: false and kernel: are kept', () => {
+    const { def } = parseDefinition(`${BASE}packages: [linux-image-amd64]\nmerged-usr: false\nlayout: kernel\nkernel: { modules: [overlay], dtbs: ["broadcom/*.dtb"] }\n`, '/d/k.yml');
+    expect(def).toMatchObject({ mergedUsr: false, layout: 'kernel', kernel: { modules: ['overlay'], dtbs: ['broadcom/*.dtb'] } });
+  });
+
+  it('the fixture definitions are valid, and busybox.yml links the applets the harness knows', async () => {
+    for (const n of ['kernel', 'kernel-full', 'busybox', 'init']) {
+      const f = join(repoRoot, `test/fixtures/images/${n}.yml`);
+      const { def, problems } = parseDefinition(await readFile(f, 'utf8'), f);
+      expect(problems, n).toEqual([]);
+      expect(def?.archs, n).toEqual(['amd64', 'arm64']);
+    }
+    const f = join(repoRoot, 'test/fixtures/images/busybox.yml');
+    const { def } = parseDefinition(await readFile(f, 'utf8'), f);
+    const links = def!.paths.filter((p) => p.type === 'symlink' && p.target === 'busybox').map((p) => p.path.replace(/^\/bin\//, ''));
+    expect(links).toEqual(BUSYBOX_APPLETS);
   });
 });
