@@ -14,6 +14,11 @@ import { buildImage } from '../pkg/imagedef/build.js';
 import type { ImageDefinition } from '../pkg/imagedef/definition.js';
 import type { FetchOptions } from '../pkg/debian/archive.js';
 import { Cache } from '../pkg/cache/index.js';
+import { OciLayout } from '../pkg/oci/layout.js';
+import { RegistryClient } from '../pkg/oci/registry/client.js';
+import { pushImage } from '../pkg/oci/registry/push.js';
+import { parseReference } from '../pkg/oci/reference.js';
+import { DockyardError } from '../pkg/errors.js';
 
 export interface PkgContext {
   defaultCacheDir: () => string;
@@ -55,9 +60,20 @@ export function registerPkg(program: Command, c: PkgContext): void {
     .argument('<definition>', 'image definition (YAML)')
     .option('-t, --tag <ref>', 'reference to store it under (default dockyard.local/NAME:latest)')
     .option('-o, --output <file>', 'also write it as an OCI image layout tar')
+    .option('--push <ref>', 'also push it (the index and every arch) to a registry as REF (credentials from ~/.docker/config.json)')
+    .option('--insecure-registry <host>', 'allow plain HTTP for HOST when pushing (repeatable; loopback hosts always may)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--cache <dir>', 'cache directory (env DOCKYARD_CACHE)', c.defaultCacheDir())
     .option('--offline', 'use only cached indices and packages')
-    .action(async (file: string, o: { tag?: string; output?: string; cache: string; offline?: boolean }) => {
+    .action(async (file: string, o: { tag?: string; output?: string; push?: string; insecureRegistry?: string[]; cache: string; offline?: boolean }) => {
+      if (o.push !== undefined) {
+        let transport: string;
+        try {
+          transport = parseReference(o.push).transport;
+        } catch (e) {
+          throw new DockyardError('E_USAGE', `--push ${o.push}: ${(e as Error).message}`);
+        }
+        if (transport !== 'registry') throw new DockyardError('E_USAGE', `--push ${o.push}: not a registry reference (HOST/NAME:TAG)`);
+      }
       const def = await loadDefinition(file);
       const log = (l: string) => process.stderr.write(`${l}\n`);
       const opts = await fetchOpts(o);
@@ -65,6 +81,11 @@ export function registerPkg(program: Command, c: PkgContext): void {
       const cache = new Cache(resolve(o.cache));
       const built = await buildImage(def, lock, { cache, cacheDir: opts.cacheDir, tmpDir: opts.tmpDir, ref: o.tag ?? `dockyard.local/${def.name}:latest`, epoch: c.epoch(), offline: o.offline, signal: c.signal, log });
       if (o.output) await cache.export(built.ref, resolve(o.output), c.signal);
+      if (o.push !== undefined) {
+        const client = new RegistryClient({ insecureRegistries: o.insecureRegistry, signal: c.signal });
+        const digest = await pushImage(new OciLayout(resolve(o.cache)), built.ref, client, o.push);
+        log(`pushed ${o.push}@${digest}`);
+      }
       process.stdout.write(`${built.ref}\t${built.digest}\t${built.manifests.map((m) => `${m.arch}: ${m.packages} packages`).join(', ')}\n`);
     });
 

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { dockyard } from '../harness/cli.js';
 import { aptJudge } from '../harness/aptsim.js';
+import { startRegistry } from '../harness/registry.js';
 import { loadIndex } from '../../pkg/debian/archive.js';
 import { readKeyring } from '../../pkg/debian/release.js';
 import type { Lock } from '../../pkg/imagedef/lock.js';
@@ -180,6 +181,49 @@ describe('pkg lock', () => {
     const b = await dockyard(['pkg', 'build', '--cache', join(work, 'c5'), join(work, 'init.yml')]);
     expect(b.exitCode, b.stderr).toBe(0);
     expect(b.stdout.split('\t')[1]).toBe(a.stdout.split('\t')[1]);
+  });
+
+  it('pkg build --push: the registry serves the index under the tag with the digest built, and each arch\'s manifest; a spec builds from it on a fresh cache', async () => {
+    const reg = await startRegistry();
+    try {
+      const ref = `${reg.host}/dockyard/init:1`;
+      const r = await dockyard(['pkg', 'build', '--cache', join(work, 'c1'), '--push', ref, join(work, 'init.yml')]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const digest = r.stdout.split('\t')[1];
+      expect(r.stderr).toContain(`pushed ${ref}@${digest}`);
+      // The registry's own word (docker-registry, over its HTTP API): the tag resolves to the digest built.
+      const accept = 'application/vnd.oci.image.index.v1+json';
+      const top = await fetch(`${reg.url}/v2/dockyard/init/manifests/1`, { headers: { accept } });
+      expect(top.status).toBe(200);
+      expect(top.headers.get('docker-content-digest')).toBe(digest);
+      const idx = (await top.json()) as { manifests: { digest: string; platform: { architecture: string } }[] };
+      expect(idx.manifests.map((m) => m.platform.architecture)).toEqual(['amd64', 'arm64']);
+      for (const m of idx.manifests) {
+        const man = await fetch(`${reg.url}/v2/dockyard/init/manifests/${m.digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+        expect(man.status, m.platform.architecture).toBe(200);
+        const layers = ((await man.json()) as { layers: { digest: string }[] }).layers;
+        const blob = await fetch(`${reg.url}/v2/dockyard/init/blobs/${layers[0].digest}`, { method: 'HEAD' });
+        expect(blob.status).toBe(200);
+      }
+      // A spec pulls it from there into a fresh cache.
+      await writeFile(join(work, 'pushed.yml'), `onboot:\n  - name: x\n    image: ${ref}\n`);
+      const b = await dockyard(['build', '--cache', join(work, 'c-pull'), '-f', 'tar', '--arch', 'arm64', '--dir', join(work, 'pushed-out'), join(work, 'pushed.yml')]);
+      expect(b.exitCode, b.stderr).toBe(0);
+      const listed = (await execa('tar', ['-tf', join(work, 'pushed-out/pushed.tar')])).stdout;
+      expect(listed).toMatch(/^containers\/onboot\/000-x\/lower\/usr\/sbin\/runc$/m);
+      // Not a registry reference: one line, before anything is built.
+      const bad = await dockyard(['pkg', 'build', '--cache', join(work, 'c1'), '--push', 'oci-layout:/tmp/x', join(work, 'init.yml')]);
+      const usage = (x: { exitCode?: number; stderr: string }) => {
+        expect(x.exitCode).toBe(2);
+        expect(x.stderr.trim().split('\n'), x.stderr).toHaveLength(1);
+        return x.stderr;
+      };
+      expect(usage(bad)).toMatch(/--push oci-layout:\/tmp\/x: not a registry reference/);
+      const worse = await dockyard(['pkg', 'build', '--cache', join(work, 'c1'), '--push', 'Not A Ref', join(work, 'init.yml')]);
+      expect(usage(worse)).toMatch(/--push Not A Ref: /);
+    } finally {
+      await reg.stop();
+    }
   });
 
   it('a .deb that does not match the lock is refused, one line, nothing stored', async () => {
