@@ -171,10 +171,22 @@ function exchange(req: HttpRequest, o: HttpOptions): Promise<HttpResponse> {
       res.on('resume', arm);
       res.on('pause', () => clear(idle));
       res.on('end', () => clear(idle));
-      pipeline(res, out, (e) => {
+      // Not stream.pipeline: it would destroy `out` with the socket's raw
+      // error ("aborted") before we could put ours in its place.
+      const broke = (e?: Error) => {
         finish();
-        if (e && !out.destroyed) out.destroy(e instanceof DockyardError ? e : new NetworkError(`${o.label}: ${u.pathname}: the connection broke off (${(e as NodeJS.ErrnoException).code ?? e.message})`, e));
+        if (out.destroyed) return;
+        out.destroy(e instanceof DockyardError ? e : new NetworkError(`${o.label}: ${u.pathname}: the connection broke off (${(e as NodeJS.ErrnoException | undefined)?.code ?? e?.message ?? 'closed early'})`, e));
+      };
+      res.on('error', broke);
+      res.on('close', () => {
+        if (!res.complete) broke();
       });
+      res.on('end', finish);
+      out.on('close', () => {
+        if (!res.complete) res.destroy();
+      });
+      res.pipe(out);
       resolve(makeResponse(res.statusCode ?? 0, req.url, res.headers, out, o.label));
     });
     if (req.body === undefined) cr.end();
