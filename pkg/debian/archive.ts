@@ -61,9 +61,10 @@ const MAX_INRELEASE = 16 * 1024 * 1024;
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** The project's HTTP client (timeouts on connect, headers and a stalled body; redirects), for an archive host. */
-export async function httpOpen(url: string, signal?: AbortSignal): Promise<HttpResponse> {
-  const res = await request({ method: 'GET', url }, { timeouts: defaultTimeouts, signal, label: `archive ${new URL(url).host}` });
-  if (res.status !== 200) {
+export async function httpOpen(url: string, signal?: AbortSignal, headers?: Record<string, string>): Promise<HttpResponse> {
+  const res = await request({ method: 'GET', url, headers }, { timeouts: defaultTimeouts, signal, label: `archive ${new URL(url).host}` });
+  // 206: the part asked for with a Range header.
+  if (res.status !== 200 && !(res.status === 206 && headers?.range)) {
     res.discard();
     throw new DockyardError(res.status === 404 ? 'E_ARCHIVE_FORMAT' : 'E_NETWORK', `${url}: HTTP ${res.status}`);
   }

@@ -35,7 +35,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { pidAlive } from '../tempfiles.js';
 import { readRegular } from '../fsutil.js';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -94,8 +95,19 @@ async function hashFile(path: string): Promise<{ sha256: string; size: number }>
   return { sha256: h.digest('hex'), size };
 }
 
-/** The .deb of `p` in the cache, fetched first if missing or damaged. */
-async function fetchDeb(p: LockedPackage, o: BuildOptions): Promise<string> {
+/**
+ * The .deb of `p` in the cache, fetched first if missing or damaged.
+ *
+ * Resumable: bytes are appended to CACHE/debian/debs/SHA256.deb.part as
+ * they arrive, and a download cut short (network, timeout, Ctrl-C) leaves
+ * that file. The next fetch claims it (a rename, so two builds never write
+ * one file), hashes what it holds and asks for the rest with an HTTP Range
+ * request; a server that answers 200 instead of 206 sends the whole file
+ * again. The result is checked against the lock's size and SHA256 either
+ * way; a resumed file that does not match (a wrong part) is fetched once
+ * more, whole.
+ */
+async function fetchDeb(p: LockedPackage, o: BuildOptions, fresh = false): Promise<string> {
   const dir = join(o.cacheDir, 'debs');
   const path = join(dir, `${p.sha256}.deb`);
   const have = await stat(path).catch(() => undefined);
@@ -107,34 +119,89 @@ async function fetchDeb(p: LockedPackage, o: BuildOptions): Promise<string> {
   if (o.offline) throw new DockyardError('E_OFFLINE', `${p.name} ${p.version} (${p.filename}) is not cached (run once without --offline)`);
   await mkdir(dir, { recursive: true });
   const url = `${p.repository}/${p.filename}`;
-  // Streamed into the scratch file, hashed on the way, never more than the lock's size.
-  const res = await httpOpen(url, o.signal);
-  const tmp = join(o.tmpDir, `deb-${p.sha256}-${process.pid}`);
+  const part = `${path}.part`;
+  const mine = `${path}.part-${process.pid}-${++fetchSeq}`;
+  // Claim an earlier part, if there is one and no other build has it.
+  let from = 0;
   const h = createHash('sha256');
-  let n = 0;
+  if (fresh) await rm(part, { force: true });
+  else if (await rename(part, mine).then(() => true, () => false)) {
+    const st = await stat(mine);
+    if (st.size > 0 && st.size < p.size) {
+      for await (const c of createReadStream(mine, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+      from = st.size;
+    } else await writeFile(mine, '');
+  }
+  let res;
+  try {
+    res = await httpOpenRange(url, from, o.signal);
+  } catch (e) {
+    await keepPart(mine, part, from);
+    throw e;
+  }
+  // 206: the rest, after what the part holds; 200: the whole file again.
+  const resumed = res.status === 206;
+  let n = resumed ? from : 0;
+  const hash = resumed ? h : createHash('sha256');
   const check = new Transform({
     transform(c: Buffer, _e, cb) {
       n += c.length;
       if (n > p.size) return cb(new DockyardError('E_ARCHIVE_CHECKSUM', `${url}: more than ${p.size} bytes, the lock says ${p.size} bytes with sha256 ${p.sha256}`));
-      h.update(c);
+      hash.update(c);
       cb(null, c);
     },
   });
   try {
-    await pipeline(res.body, check, createWriteStream(tmp, { flags: 'w' }));
-    const got = h.digest('hex');
-    if (got !== p.sha256 || n !== p.size) throw new DockyardError('E_ARCHIVE_CHECKSUM', `${url}: ${n} bytes with sha256 ${got}, the lock says ${p.size} bytes with sha256 ${p.sha256}`);
-    await rename(tmp, path);
+    await pipeline(res.body, check, createWriteStream(mine, { flags: resumed ? 'a' : 'w' }));
   } catch (e) {
     res.discard();
-    await rm(tmp, { force: true });
+    // What arrived is kept for the next try, unless it is already wrong.
+    if (e instanceof DockyardError && e.code === 'E_ARCHIVE_CHECKSUM') await rm(mine, { force: true });
+    else await keepPart(mine, part, n);
     throw e;
   }
+  // (A body that ends cleanly but short is a whole response of the wrong file, not a cut one.)
+  const got = hash.digest('hex');
+  if (got !== p.sha256 || n !== p.size) {
+    await rm(mine, { force: true });
+    // A resumed file may be wrong only in the part kept before: fetched once more, whole.
+    if (resumed && !fresh) return fetchDeb(p, o, true);
+    throw new DockyardError('E_ARCHIVE_CHECKSUM', `${url}: ${n} bytes with sha256 ${got}, the lock says ${p.size} bytes with sha256 ${p.sha256}`);
+  }
+  await rename(mine, path);
   return path;
+}
+
+let fetchSeq = 0;
+
+/** An interrupted download's bytes, left where the next fetch looks (nothing kept when nothing came). */
+async function keepPart(mine: string, part: string, bytes: number): Promise<void> {
+  if (bytes > 0) await rename(mine, part).catch(() => rm(mine, { force: true }));
+  else await rm(mine, { force: true });
+}
+
+/**
+ * GET `url` from byte `from` on: 206 with the matching Content-Range, or
+ * 200 (the whole file; also what a server without ranges answers).
+ */
+async function httpOpenRange(url: string, from: number, signal?: AbortSignal) {
+  if (from === 0) return httpOpen(url, signal);
+  const res = await httpOpen(url, signal, { range: `bytes=${from}-` });
+  if (res.status === 206 && !new RegExp(`^bytes ${from}-`).test(res.header('content-range') ?? '')) {
+    res.discard();
+    return httpOpen(url, signal);
+  }
+  return res;
 }
 
 async function fetchAll(pkgs: LockedPackage[], o: BuildOptions): Promise<Map<string, string>> {
   const out = new Map<string, string>();
+  // Parts claimed by builds that were killed before they could put them back.
+  const dir = join(o.cacheDir, 'debs');
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    const m = /\.part-(\d+)-\d+$/.exec(f);
+    if (m && !pidAlive(Number(m[1]))) await rm(join(dir, f), { force: true });
+  }
   let next = 0;
   const worker = async () => {
     while (next < pkgs.length) {

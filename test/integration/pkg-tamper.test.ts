@@ -18,12 +18,15 @@ import * as openpgp from 'openpgp';
 import { dockyard } from '../harness/cli.js';
 import { xzBuffer } from '../../pkg/archive/xz.js';
 
-type Tamper = 'none' | 'resign' | 'index' | 'deb';
+type Tamper = 'none' | 'resign' | 'index' | 'deb' | 'cut';
 let mode: Tamper = 'none';
 let server: Server;
 let port = 0;
 let work: string;
 const altered = new Set<string>();
+/** The Range headers the proxy was sent for .debs, and the body bytes it sent for them. */
+const ranges: string[] = [];
+let debBytesSent = 0;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 async function upstream(path: string): Promise<Buffer | undefined> {
@@ -63,6 +66,24 @@ beforeAll(async () => {
         body = swapDeb!;
       }
       if (body !== honest) altered.add(sha(body));
+      const isDeb = path.endsWith('.deb');
+      if (mode === 'cut' && isDeb) {
+        // Half the body, then the connection drops.
+        res.writeHead(200, { 'content-length': body.length });
+        debBytesSent += body.length >> 1;
+        res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.destroy(), 50));
+        return;
+      }
+      // Byte ranges, as Debian's mirrors serve them.
+      const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      if (isDeb && req.headers.range) ranges.push(req.headers.range);
+      if (range && Number(range[1]) < body.length) {
+        const from = Number(range[1]);
+        if (isDeb) debBytesSent += body.length - from;
+        res.writeHead(206, { 'content-length': body.length - from, 'content-range': `bytes ${from}-${body.length - 1}/${body.length}` }).end(body.subarray(from));
+        return;
+      }
+      if (isDeb) debBytesSent += body.length;
       res.writeHead(200, { 'content-length': body.length }).end(body);
     })().catch(() => res.destroy());
   });
@@ -145,5 +166,54 @@ describe('a lying archive', () => {
     mode = 'none';
     const ok = await dockyard(['pkg', 'build', '--cache', cache, join(work, 'certs.yml')]);
     expect(ok.exitCode, ok.stderr).toBe(0);
+  });
+
+  it('a download cut off is kept and resumed with a Range request: only the rest is sent, the image is the one an unbroken build makes', async () => {
+    mode = 'none';
+    const honest = join(work, 'c-honest');
+    await execa('cp', ['-a', join(work, 'warm'), honest]);
+    expect((await dockyard(['pkg', 'lock', '--cache', honest, join(work, 'certs.yml')])).exitCode).toBe(0);
+    const want = await dockyard(['pkg', 'build', '--cache', honest, join(work, 'certs.yml')]);
+    expect(want.exitCode, want.stderr).toBe(0);
+    const lock = JSON.parse(await readFile(join(work, 'certs.lock.json'), 'utf8')) as { packages: { amd64: { name: string; sha256: string; size: number }[] } };
+    const total = lock.packages.amd64.reduce((a, p) => a + p.size, 0);
+
+    const cache = join(work, 'c-cut');
+    await execa('cp', ['-a', join(work, 'warm'), cache]);
+    mode = 'cut';
+    debBytesSent = 0;
+    const line = oneLine(await dockyard(['pkg', 'build', '--cache', cache, join(work, 'certs.yml')]));
+    expect(line).toMatch(/the connection broke off/);
+    const parts = (await readdir(join(cache, 'debian/debs'))).filter((f) => f.endsWith('.deb.part'));
+    expect(parts.length).toBeGreaterThan(0);
+    expect((await readdir(join(cache, 'debian/debs'))).filter((f) => f.endsWith('.deb'))).toEqual([]);
+    let kept = 0;
+    for (const f of parts) {
+      const p = lock.packages.amd64.find((x) => `${x.sha256}.deb.part` === f)!;
+      const bytes = await readFile(join(cache, 'debian/debs', f));
+      expect(bytes.length, f).toBeGreaterThan(0);
+      expect(bytes.length, f).toBeLessThan(p.size);
+      kept += bytes.length;
+    }
+
+    mode = 'none';
+    ranges.length = 0;
+    debBytesSent = 0;
+    const again = await dockyard(['pkg', 'build', '--cache', cache, join(work, 'certs.yml')]);
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout.split('\t')[1]).toBe(want.stdout.split('\t')[1]);
+    expect(ranges.length).toBe(parts.length);
+    expect(debBytesSent).toBe(total - kept);
+    expect((await readdir(join(cache, 'debian/debs'))).filter((f) => f.includes('.part'))).toEqual([]);
+
+    // A part that is not a prefix of the file: found by the hash, fetched once more whole, the build goes on.
+    const p0 = lock.packages.amd64[0];
+    const cache2 = join(work, 'c-badpart');
+    await execa('cp', ['-a', join(work, 'warm'), cache2]);
+    await execa('mkdir', ['-p', join(cache2, 'debian/debs')]);
+    await writeFile(join(cache2, 'debian/debs', `${p0.sha256}.deb.part`), Buffer.alloc(1000, 0x55));
+    const fixed = await dockyard(['pkg', 'build', '--cache', cache2, join(work, 'certs.yml')]);
+    expect(fixed.exitCode, fixed.stderr).toBe(0);
+    expect(fixed.stdout.split('\t')[1]).toBe(want.stdout.split('\t')[1]);
   });
 });
