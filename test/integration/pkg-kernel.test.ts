@@ -35,6 +35,21 @@ function depSets(text: string): Map<string, string[]> {
   );
 }
 
+/** An OCI layout tar of a kernel image: its (first arch's) layer into work/PREFIXimage, that image's kernel.tar into work/PREFIXmodules. */
+async function unpackKernelImage(tar: string, prefix: string): Promise<void> {
+  const lay = join(work, `${prefix}oci`);
+  await mkdir(lay);
+  await execa('tar', ['-xf', tar, '-C', lay]);
+  const blob = (d: string) => join(lay, 'blobs/sha256', d.split(':')[1]);
+  const idx = JSON.parse(await readFile(join(lay, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  const top = JSON.parse(await readFile(blob(idx.manifests[0].digest), 'utf8')) as { manifests: { digest: string }[] };
+  const man = JSON.parse(await readFile(blob(top.manifests[0].digest), 'utf8')) as { layers: { digest: string }[] };
+  await mkdir(join(work, `${prefix}image`));
+  await execa('tar', ['-xzf', blob(man.layers[0].digest), '-C', join(work, `${prefix}image`)]);
+  await mkdir(join(work, `${prefix}modules`));
+  await execa('tar', ['-xf', join(work, `${prefix}image/kernel.tar`), '-C', join(work, `${prefix}modules`)]);
+}
+
 beforeAll(async () => {
   ({ work, cache } = await fixtureCache('dockyard-pkg-kernel-'));
   await writeFile(
@@ -45,17 +60,7 @@ beforeAll(async () => {
   expect(r.exitCode, r.stderr).toBe(0);
   lock = JSON.parse(await readFile(join(work, 'kernel.lock.json'), 'utf8')) as Lock;
   // The image's one layer, unpacked by GNU tar; its kernel.tar too; the .deb by dpkg-deb.
-  const lay = join(work, 'kernel-layout');
-  await mkdir(lay);
-  await execa('tar', ['-xf', join(work, 'kernel.tar'), '-C', lay]);
-  const blob = (d: string) => join(lay, 'blobs/sha256', d.split(':')[1]);
-  const idx = JSON.parse(await readFile(join(lay, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-  const top = JSON.parse(await readFile(blob(idx.manifests[0].digest), 'utf8')) as { manifests: { digest: string }[] };
-  const man = JSON.parse(await readFile(blob(top.manifests[0].digest), 'utf8')) as { layers: { digest: string }[] };
-  await mkdir(join(work, 'image'));
-  await execa('tar', ['-xzf', blob(man.layers[0].digest), '-C', join(work, 'image')]);
-  await mkdir(join(work, 'modules'));
-  await execa('tar', ['-xf', join(work, 'image/kernel.tar'), '-C', join(work, 'modules')]);
+  await unpackKernelImage(join(work, 'kernel.tar'), '');
   const image = lock.packages.amd64.find((p) => /^linux-image-\d/.test(p.name))!;
   await execa('dpkg-deb', ['-x', join(cache, 'debian/debs', `${image.sha256}.deb`), join(work, 'deb')]);
   version = image.name.replace(/^linux-image-/, '');
@@ -89,17 +94,7 @@ describe('pkg build, layout: kernel', () => {
     await writeFile(join(work, 'small.yml'), (await readFile(join(work, 'kernel.yml'), 'utf8')).replace('layout: kernel\n', 'layout: kernel\nname: kernel\nkernel:\n  modules: [sr_mod, overlay, virtio-blk]\n  dtbs: []\n'));
     const r = await dockyard(['pkg', 'build', '--cache', cache, '-t', 'dockyard.local/kernel-small:latest', '-o', join(work, 'small.tar'), join(work, 'small.yml')]);
     expect(r.exitCode, r.stderr).toBe(0);
-    const lay = join(work, 'small-layout');
-    await mkdir(lay);
-    await execa('tar', ['-xf', join(work, 'small.tar'), '-C', lay]);
-    const blob = (d: string) => join(lay, 'blobs/sha256', d.split(':')[1]);
-    const idx = JSON.parse(await readFile(join(lay, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-    const top = JSON.parse(await readFile(blob(idx.manifests[0].digest), 'utf8')) as { manifests: { digest: string }[] };
-    const man = JSON.parse(await readFile(blob(top.manifests[0].digest), 'utf8')) as { layers: { digest: string }[] };
-    await mkdir(join(work, 'small-image'));
-    await execa('tar', ['-xzf', blob(man.layers[0].digest), '-C', join(work, 'small-image')]);
-    await mkdir(join(work, 'small-modules'));
-    await execa('tar', ['-xf', join(work, 'small-image/kernel.tar'), '-C', join(work, 'small-modules')]);
+    await unpackKernelImage(join(work, 'small.tar'), 'small-');
     // The judge: kmod's modprobe on the whole tree, indexed by depmod.
     await execa('depmod', ['-b', join(work, 'deb'), version]);
     const shown = await execa('modprobe', ['-d', join(work, 'deb'), '-S', version, '--show-depends', '-a', 'sr_mod', 'overlay', 'virtio_blk']);
