@@ -27,7 +27,7 @@ export interface BinaryPackage {
   filename: string;
   size: number;
   sha256: string;
-  /** The stanza, for the relations (parsed on first use) and the dpkg database. */
+  /** The relation fields of the stanza, parsed on first use (the rest of the stanza is not kept: an index is large). */
   fields: Paragraph;
 }
 
@@ -55,6 +55,15 @@ export function defaultPin(notAutomatic: boolean, butAutomaticUpgrades: boolean)
 }
 
 const MULTI_ARCH = new Set(['no', 'same', 'foreign', 'allowed']);
+
+const RELATION_FIELDS = ['pre-depends', 'depends', 'recommends', 'conflicts', 'breaks', 'provides'];
+
+/** Only what relations() reads: the descriptions, tags and sums of ~60 000 stanzas are dropped. */
+function relationFields(p: Paragraph): Paragraph {
+  const out: Paragraph = {};
+  for (const k of RELATION_FIELDS) if (p[k] !== undefined) out[k] = p[k];
+  return out;
+}
 
 export class PackageIndex {
   /** Every version of each package name, best candidate first. */
@@ -101,7 +110,7 @@ export class PackageIndex {
       filename: p.filename,
       size,
       sha256,
-      fields: p,
+      fields: relationFields(p),
     };
   }
 
