@@ -24,27 +24,38 @@ type Which = 'spec' | 'imageConfig' | 'imageDefinition';
 let ajv: Ajv2020 | undefined;
 const compiled = new Map<Which, ValidateFunction>();
 
-/** Each validator is compiled the first time it is asked for (a command pays only for the schemas it uses). */
+/**
+ * Each validator is compiled the first time it is asked for (a command pays
+ * only for the schemas it uses: `pkg build` does not compile the spec
+ * schema). The schemas are not checked against JSON Schema's meta-schema at
+ * run time (a unit test does that once).
+ */
 function validator(which: Which): ValidateFunction {
   let v = compiled.get(which);
   if (!v) {
-    if (!ajv) {
-      const spec = JSON.parse(readFileSync(schemaPath(), 'utf8')) as { $id: string };
-      const image = JSON.parse(readFileSync(schemaPath('image.schema.json'), 'utf8')) as { $id: string };
-      ajv = new Ajv2020({ allErrors: true, strict: false });
-      ajv.addSchema(spec, SPEC_ID);
-      ajv.addSchema(image, IMAGE_ID);
+    ajv ??= new Ajv2020({ allErrors: true, strict: false, validateSchema: false });
+    if (which === 'imageDefinition') {
+      // config.runtime refers into the spec schema (its imageConfig): checked by that
+      // validator, compiled only when a definition has a runtime (validateImageDefinition).
+      const image = JSON.parse(readFileSync(schemaPath('image.schema.json'), 'utf8')) as ImageSchema;
+      image.properties.config.properties.runtime = { type: 'object' };
+      v = ajv.compile(image);
+    } else {
+      if (!ajv.getSchema(SPEC_ID)) ajv.addSchema(JSON.parse(readFileSync(schemaPath(), 'utf8')) as object, SPEC_ID);
+      const id = which === 'spec' ? SPEC_ID : `${SPEC_ID}#/$defs/imageConfig`;
+      v = ajv.getSchema(id);
+      if (!v) throw new Error(`the schema ${id} did not compile`);
     }
-    const id = which === 'spec' ? SPEC_ID : which === 'imageConfig' ? `${SPEC_ID}#/$defs/imageConfig` : IMAGE_ID;
-    v = ajv.getSchema(id);
-    if (!v) throw new Error(`the schema ${id} did not compile`);
     compiled.set(which, v);
   }
   return v;
 }
 
+interface ImageSchema {
+  properties: { config: { properties: { runtime: unknown } } };
+}
+
 const SPEC_ID = 'https://dockyard.dev/schemas/spec.schema.json';
-const IMAGE_ID = 'https://dockyard.dev/schemas/image.schema.json';
 
 export function validateSpec(data: unknown): ErrorObject[] {
   const v = validator('spec');
@@ -59,7 +70,12 @@ export function validateImageConfig(data: unknown): ErrorObject[] {
 /** An image definition of `dockyard pkg` (schemas/image.schema.json). */
 export function validateImageDefinition(data: unknown): ErrorObject[] {
   const v = validator('imageDefinition');
-  return v(data) ? [] : [...(v.errors ?? [])];
+  const errors = v(data) ? [] : [...(v.errors ?? [])];
+  const runtime = (data as { config?: { runtime?: unknown } } | null)?.config?.runtime;
+  if (runtime !== null && typeof runtime === 'object') {
+    for (const e of validateImageConfig(runtime)) errors.push({ ...e, instancePath: `/config/runtime${e.instancePath}` });
+  }
+  return errors;
 }
 
 export type PathSeg = string | number;

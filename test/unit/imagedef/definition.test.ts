@@ -87,3 +87,14 @@ describe('image definitions: architectures, merged /usr, kernel', () => {
     expect(links).toEqual(BUSYBOX_APPLETS);
   });
 });
+
+describe('image definitions: config.runtime', () => {
+  it('is checked by the spec schema\'s image config, problems at their line and column', () => {
+    const at = (text: string) => parseDefinition(text, 'd.yml').problems.map((p) => `${p.line}:${p.col}: ${p.message}`);
+    expect(at(`${BASE}packages: [runc]\nconfig:\n  runtime:\n    capabilities: [CAP_SYS_ADMIN]\n    net: host\n`)).toEqual([]);
+    const bad = at(`${BASE}packages: [runc]\nconfig:\n  runtime:\n    net: 7\n    colour: red\n`);
+    expect(bad.length).toBe(2);
+    expect(bad.some((l) => /^9:5: .*net/.test(l)), bad.join('\n')).toBe(true);
+    expect(bad.some((l) => /^10:5: .*colour/.test(l)), bad.join('\n')).toBe(true);
+  });
+});
