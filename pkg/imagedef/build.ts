@@ -295,6 +295,8 @@ async function writeLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs
   const scripts: string[] = [];
   const records: DebianPackageRecord[] = [];
   const merged = usrLayout(def);
+  const moves = new Map(def.move.map((m) => [m.from, { ...m, done: false }]));
+  const movedTo = new Map<string, string>();
   const emitDir = async (e: Entry) => {
     if (dirs.has(e.path)) return;
     dirs.add(e.path);
@@ -318,10 +320,23 @@ async function writeLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs
         await layer.entry({ path: m.alias, type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, linkname: `usr/${m.alias}` }, o.epoch);
       }
       const out: Entry = { ...m.alias ? { ...e, path: m.path } : e };
-      if (out.type === 'hardlink' && out.linkname) out.linkname = merged(out.linkname).path;
+      if (out.type === 'hardlink' && out.linkname) {
+        out.linkname = merged(out.linkname).path;
+        out.linkname = movedTo.get(out.linkname) ?? out.linkname;
+      }
       if (out.type === 'dir') {
         await emitDir(out);
         continue;
+      }
+      const move = moves.get(`/${out.path}`) ?? moves.get(`/${e.path}`);
+      if (move) {
+        if (move.done) throw new DockyardError('E_SPEC_INVALID', `${def.file}: move: ${move.from} is shipped by two packages`);
+        move.done = true;
+        const to = merged(move.to.replace(/^\/+/, '')).path;
+        const parts = to.split('/');
+        for (let i = 1; i < parts.length; i++) await emitDir(dirEntry(parts.slice(0, i).join('/')));
+        movedTo.set(out.path, to);
+        out.path = to;
       }
       if (out.type === 'file' && conffiles.has(`/${e.path}`)) {
         const md5 = createHash('md5');
@@ -352,6 +367,8 @@ async function writeLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs
     if (deb.control.files.has('preinst') || deb.control.files.has('postinst')) scripts.push(p.name);
     records.push({ name: p.name, version: p.version, architecture: p.architecture, url: `${p.repository}/${p.filename}`, sha256: p.sha256, maintainer: f.maintainer, source: f.source?.split(/\s/)[0] });
   }
+  const missing = [...moves.values()].filter((m) => !m.done).map((m) => m.from);
+  if (missing.length) throw new DockyardError('E_SPEC_INVALID', `${def.file}: move: no package of ${arch} ships ${missing.join(', ')}`);
   for (const d of ['var', 'var/lib', 'var/lib/dpkg', 'var/lib/dpkg/info', 'var/lib/dpkg/updates', 'var/lib/dpkg/triggers', 'var/lib/dpkg/alternatives']) await emitDir(dirEntry(d));
   const statusText = Buffer.from(status.map((s) => `${s}\n`).join('\n'));
   // info/format "1": the multiarch database layout (NAME:ARCH files for Multi-Arch: same), as dpkg ≥ 1.16.2 writes it.
@@ -586,6 +603,7 @@ async function layerKey(def: ImageDefinition, arch: Arch, distro: string, pkgs: 
     layout: def.layout,
     mergedUsr: def.mergedUsr,
     kernel: def.kernel,
+    move: def.move,
     packages: [...pkgs].sort((a, b) => (a.name < b.name ? -1 : 1)).map((p) => [p.name, p.version, p.architecture, p.repository, p.filename, p.sha256]),
     accounts: def.accounts,
     paths: def.paths,

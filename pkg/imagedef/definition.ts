@@ -40,6 +40,8 @@ export interface ImageDefinition {
   accounts: { groups: { name: string; gid: number }[]; users: { name: string; uid: number; gid?: number; home?: string; shell?: string }[] };
   paths: { path: string; type: 'directory' | 'symlink'; target?: string; mode?: string; uid?: number; gid?: number }[];
   files: { source: string; path: string; mode?: string; uid?: number; gid?: number }[];
+  /** Package files put elsewhere as they are written (`from` → `to`, absolute paths as the image has them). */
+  move: { from: string; to: string }[];
   layout: 'rootfs' | 'kernel';
   /** bin, sbin, lib* as symlinks into usr/ (Debian's default since bookworm); false keeps them real directories. */
   mergedUsr: boolean;
@@ -114,6 +116,12 @@ function check(y: YamlFile): { def?: ImageDefinition; problems: SpecProblem[] } 
   exclude.forEach((x, i) => {
     if (seen.has(x)) problems.push(problemAt(y, ['exclude', i], `exclude: ${x} is also in packages`));
   });
+  const moves = (d as { move?: { from: string; to: string }[] }).move ?? [];
+  const movedFrom = new Map<string, number>();
+  moves.forEach((m, i) => {
+    if (movedFrom.has(m.from)) problems.push(problemAt(y, ['move', i, 'from'], `move: ${m.from} is moved twice (first as item ${movedFrom.get(m.from)! + 1})`));
+    else movedFrom.set(m.from, i);
+  });
   const kernel = (d as { kernel?: ImageDefinition['kernel'] }).kernel ?? {};
   if (Object.keys(kernel).length && (d.layout ?? 'rootfs') !== 'kernel') problems.push(problemAt(y, ['kernel'], 'kernel: only for layout: kernel'));
   for (const arch of archs) {
@@ -133,6 +141,7 @@ function check(y: YamlFile): { def?: ImageDefinition; problems: SpecProblem[] } 
     accounts: { groups: d.accounts?.groups ?? [], users: d.accounts?.users ?? [] },
     paths: d.paths ?? [],
     files: d.files ?? [],
+    move: (d as { move?: { from: string; to: string }[] }).move ?? [],
     layout: d.layout ?? 'rootfs',
     mergedUsr: (d as { 'merged-usr'?: boolean })['merged-usr'] ?? true,
     kernel,

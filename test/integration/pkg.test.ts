@@ -176,6 +176,31 @@ describe('pkg lock', () => {
     expect((await execa('dpkg', [`--root=${amd}`, '--verify'])).stdout).toMatch(/^\?\?5\S*\s+\/usr\/sbin\/runc$/m);
   });
 
+  it('move: a package file written at another path (dpkg still lists it where the package ships it); a path no package ships is one line', async () => {
+    const dir = join(work, 'moved');
+    await mkdir(dir);
+    const def = await readFile(join(work, 'init.yml'), 'utf8');
+    await writeFile(join(dir, 'init.yml'), `${def}move:\n  - { from: /usr/sbin/runc, to: /runc }\n  - { from: /bin/busybox, to: /opt/bb/busybox }\n`);
+    await writeFile(join(dir, 'init.lock.json'), await readFile(join(work, 'init.lock.json')));
+    const r = await dockyard(['pkg', 'build', '--cache', join(work, 'c1'), '-t', 'dockyard.local/moved:1', '-o', join(dir, 'moved.tar'), join(dir, 'init.yml')]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const roots = await unpack(join(dir, 'moved.tar'), join(dir, 'u'));
+    for (const arch of ['amd64', 'arm64'] as const) {
+      const root = roots[arch];
+      expect(existsSync(join(root, 'runc')), arch).toBe(true);
+      expect(existsSync(join(root, 'usr/sbin/runc')), arch).toBe(false);
+      expect(existsSync(join(root, 'opt/bb/busybox')), arch).toBe(true);
+      expect(existsSync(join(root, 'usr/bin/busybox')), arch).toBe(false);
+      const owner = await execa('dpkg-query', [`--admindir=${root}/var/lib/dpkg`, '-S', '/usr/sbin/runc']);
+      // (dpkg on this amd64 host names a foreign package runc:arm64.)
+      expect(owner.stdout).toMatch(/^runc(:arm64)?: \/usr\/sbin\/runc$/);
+    }
+    expect((await execa(join(roots.amd64, 'opt/bb/busybox'), ['echo', 'moved'])).stdout).toBe('moved');
+    await writeFile(join(dir, 'init.yml'), `${def}move:\n  - { from: /usr/sbin/nothing-here, to: /x }\n`);
+    const bad = await dockyard(['pkg', 'build', '--cache', join(work, 'c1'), '-t', 'dockyard.local/moved:2', join(dir, 'init.yml')]);
+    expect(oneLine(bad)).toMatch(/init\.yml: move: no package of amd64 ships \/usr\/sbin\/nothing-here$/);
+  });
+
   it('pkg build is reproducible: another cache, the same lock → the same index digest', async () => {
     const a = await dockyard(['pkg', 'build', '--cache', join(work, 'c1'), join(work, 'init.yml')]);
     const b = await dockyard(['pkg', 'build', '--cache', join(work, 'c5'), join(work, 'init.yml')]);

@@ -98,3 +98,13 @@ describe('image definitions: config.runtime', () => {
     expect(bad.some((l) => /^10:5: .*colour/.test(l)), bad.join('\n')).toBe(true);
   });
 });
+
+describe('image definitions: move', () => {
+  it('is kept; a path moved twice is a problem at its line', () => {
+    const { def } = parseDefinition(`${BASE}packages: [runc]\nmove:\n  - { from: /usr/sbin/runc, to: /runc }\n`, '/d/m.yml');
+    expect(def?.move).toEqual([{ from: '/usr/sbin/runc', to: '/runc' }]);
+    const at = (text: string) => parseDefinition(text, 'd.yml').problems.map((p) => `${p.line}:${p.col}: ${p.message}`);
+    expect(at(`${BASE}packages: [runc]\nmove:\n  - { from: /usr/sbin/runc, to: /runc }\n  - { from: /usr/sbin/runc, to: /r }\n`)).toEqual(['9:7: move: /usr/sbin/runc is moved twice (first as item 1)']);
+    expect(at(`${BASE}packages: [runc]\nmove:\n  - { from: usr/sbin/runc, to: /runc }\n`)[0]).toMatch(/^8:7: move\[0\]\.from: "usr\/sbin\/runc" is not /);
+  });
+});
