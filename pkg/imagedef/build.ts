@@ -395,8 +395,9 @@ async function writeLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs
  *   System.map   boot/System.map-VERSION
  * plus the SBOM. `kernel: modules:` keeps only the named modules and what
  * they need (the tree is written whole to a scratch file, then read again
- * less the rest); `kernel: dtbs:` only the device trees it names. Nothing is unpacked on the host: kernel.tar is written to a
- * scratch file as the package streams by (its size goes in the layer's header).
+ * less the rest); `kernel: dtbs:` only the device trees it names. Nothing
+ * is unpacked on the host: kernel.tar is written to a scratch file as the
+ * package streams by (its size goes in the layer's header).
  */
 async function writeKernelLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs: LockedPackage[], debs: Map<string, string>, layer: LayerFile, o: BuildOptions): Promise<string[]> {
   const images = pkgs.filter((p) => /^linux-image-\d/.test(p.name));
