@@ -10,7 +10,7 @@ import { MaxSpecBytes } from '../limits.js';
 import type { Repository } from '../debian/archive.js';
 import type { Request } from '../debian/solve.js';
 import type { Relation } from '../debian/version.js';
-import { describeErrors, validateImageDefinition } from '../spec/schema.js';
+import { describeErrors, displayPath, validateImageDefinition, type PathSeg } from '../spec/schema.js';
 import { parseYamlFile, problemAt, type YamlFile } from '../yamlfile/yamlfile.js';
 
 export type Arch = 'amd64' | 'arm64';
@@ -122,6 +122,15 @@ function check(y: YamlFile): { def?: ImageDefinition; problems: SpecProblem[] } 
     if (movedFrom.has(m.from)) problems.push(problemAt(y, ['move', i, 'from'], `move: ${m.from} is moved twice (first as item ${movedFrom.get(m.from)! + 1})`));
     else movedFrom.set(m.from, i);
   });
+  // Paths written into the image: no "." or ".." parts, no empty ones (a layer entry must stay below its root).
+  const inImage: [PathSeg[], string][] = [
+    ...(d.paths ?? []).map((x, i): [PathSeg[], string] => [['paths', i, 'path'], x.path]),
+    ...(d.files ?? []).map((x, i): [PathSeg[], string] => [['files', i, 'path'], x.path]),
+    ...moves.flatMap((x, i): [PathSeg[], string][] => [[['move', i, 'from'], x.from], [['move', i, 'to'], x.to]]),
+  ];
+  for (const [at, path] of inImage) {
+    if (path.slice(1).split('/').some((part) => part === '' || part === '.' || part === '..')) problems.push(problemAt(y, at, `${displayPath(at)}: ${path} is not a plain absolute path (no ".", ".." or empty parts)`));
+  }
   const kernel = (d as { kernel?: ImageDefinition['kernel'] }).kernel ?? {};
   if (Object.keys(kernel).length && (d.layout ?? 'rootfs') !== 'kernel') problems.push(problemAt(y, ['kernel'], 'kernel: only for layout: kernel'));
   for (const arch of archs) {
@@ -141,7 +150,7 @@ function check(y: YamlFile): { def?: ImageDefinition; problems: SpecProblem[] } 
     accounts: { groups: d.accounts?.groups ?? [], users: d.accounts?.users ?? [] },
     paths: d.paths ?? [],
     files: d.files ?? [],
-    move: (d as { move?: { from: string; to: string }[] }).move ?? [],
+    move: moves,
     layout: d.layout ?? 'rootfs',
     mergedUsr: (d as { 'merged-usr'?: boolean })['merged-usr'] ?? true,
     kernel,

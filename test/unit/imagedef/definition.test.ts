@@ -108,3 +108,13 @@ describe('image definitions: move', () => {
     expect(at(`${BASE}packages: [runc]\nmove:\n  - { from: usr/sbin/runc, to: /runc }\n`)[0]).toMatch(/^8:7: move\[0\]\.from: "usr\/sbin\/runc" is not /);
   });
 });
+
+describe('image definitions: paths written into the image', () => {
+  it('"..", "." and empty parts in paths, files and move are problems at their line, so no layer entry leaves the root', () => {
+    const at = (text: string) => parseDefinition(text, 'd.yml').problems.map((p) => `${p.line}:${p.col}: ${p.message}`);
+    expect(at(`${BASE}packages: [runc]\npaths:\n  - { path: /../etc/evil, type: directory }\n`)).toEqual(['8:7: paths[0].path: /../etc/evil is not a plain absolute path (no ".", ".." or empty parts)']);
+    expect(at(`${BASE}packages: [runc]\nfiles:\n  - { source: x, path: /a/./b }\n`)).toEqual(['8:18: files[0].path: /a/./b is not a plain absolute path (no ".", ".." or empty parts)']);
+    expect(at(`${BASE}packages: [runc]\nmove:\n  - { from: /usr/sbin/runc, to: /x//y }\n`)).toEqual(['8:29: move[0].to: /x//y is not a plain absolute path (no ".", ".." or empty parts)']);
+    expect(at(`${BASE}packages: [runc]\nmove:\n  - { from: /usr/sbin/runc, to: /runc }\n`)).toEqual([]);
+  });
+});
