@@ -8,7 +8,6 @@ import { Command, Option } from 'commander';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { execa } from 'execa';
 import { DockyardError } from '../pkg/errors.js';
 import {
   inspectInput,
@@ -87,6 +86,7 @@ export function registerRun(program: Command): void {
 
 /** Run qemu on this terminal; SIGINT/SIGTERM/SIGHUP are passed on to it by PID. Resolves to our exit status. */
 async function runQemu(bin: string, args: string[]): Promise<number> {
+  const { execa } = await import('execa'); // loaded when used: every CLI start would pay its import
   const child = execa(bin, args, { stdio: 'inherit', reject: false });
   let interrupted = false;
   let killTimer: NodeJS.Timeout | undefined;

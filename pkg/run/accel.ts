@@ -6,7 +6,6 @@
  * happen within the timeout. The probe is killed by its PID and never waited
  * for after that (a process hung inside KVM may not die promptly).
  */
-import { execa } from 'execa';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +62,7 @@ export async function probeAccel(o: { arch: Arch; accel: Accel; qemu?: string; t
         ? ['-M', 'q35', '-bios', payload, '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04']
         : ['-M', 'virt', '-cpu', o.accel === 'kvm' ? 'host' : 'cortex-a57', '-kernel', payload];
     const want = o.arch === 'amd64' ? 85 : 0;
+    const { execa } = await import('execa'); // loaded when used: every CLI start would pay its import
     const child = execa(o.qemu ?? qemuBinary(o.arch), [...args, '-accel', o.accel, '-m', '64', '-nodefaults', '-display', 'none', '-no-reboot'], {
       stdio: ['ignore', 'ignore', 'pipe'],
       reject: false,

@@ -5,7 +5,6 @@
  * `planQemu` is pure (it only decides paths inside `tmpDir`); `prepareRun`
  * makes the files the plan refers to (VARS copy, ESP directory, new disks).
  */
-import { execa } from 'execa';
 import { copyFile, link, mkdir, stat } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import { DockyardError } from '../errors.js';
@@ -205,6 +204,7 @@ export async function prepareRun(plan: QemuPlan, o: { qemuImg?: string } = {}): 
     }
     await copyFile(c.from, c.to);
   }
+  const { execa } = await import('execa'); // loaded when used: every CLI start would pay its import
   for (const d of plan.create) {
     await mkdir(dirname(d.path), { recursive: true });
     const r = await execa(o.qemuImg ?? 'qemu-img', ['create', '-q', '-f', d.format, d.path, `${d.sizeMiB}M`], { reject: false });

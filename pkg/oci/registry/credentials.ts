@@ -7,7 +7,6 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { DockyardError } from '../../errors.js';
 import { isMissing, readRegular } from '../../fsutil.js';
 import { MaxDockerConfigBytes } from '../../limits.js';
@@ -77,6 +76,8 @@ async function runHelper(name: string, server: string): Promise<Credentials | un
   const prog = `docker-credential-${name}`;
   let out: string;
   try {
+    // execa is loaded only here: most runs use no helper, and its import is a tenth of a second.
+    const { execa } = await import('execa');
     const r = await execa(prog, ['get'], { input: server, reject: false, timeout: 30_000, maxBuffer: 1 << 20 });
     if (r.exitCode !== 0) {
       // Helpers answer "credentials not found in native keychain" for unknown servers.
