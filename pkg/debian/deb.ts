@@ -64,10 +64,10 @@ async function skip(r: ByteReader, n: number): Promise<void> {
 }
 
 /** The body of a member, decompressed by its name's suffix, as chunks. */
-function decompressed(name: string, body: AsyncIterable<Buffer>, what: string): AsyncIterable<Buffer> {
+function decompressed(name: string, body: AsyncIterable<Buffer>, size: number, what: string): AsyncIterable<Buffer> {
   const label = `${what}: ${name}`;
   if (name.endsWith('.tar')) return body;
-  if (name.endsWith('.tar.xz')) return xzChunks(body, label);
+  if (name.endsWith('.tar.xz')) return xzChunks(body, label, 'E_ARCHIVE_FORMAT', size);
   if (name.endsWith('.tar.gz')) {
     const gz = createGunzip();
     // pipeline: a failure of the source (a truncated download) ends gz with it, and reaches the loop below.
@@ -87,7 +87,7 @@ async function readControl(r: ByteReader, m: Member, what: string): Promise<DebC
   if (m.size > MAX_CONTROL) throw bad(what, `${m.name} is ${m.size} bytes, more than a control archive holds`);
   const files = new Map<string, Buffer>();
   let total = 0;
-  for await (const { header, body } of readTar(decompressed(m.name, r.window(m.size), what), `${what}: ${m.name}`)) {
+  for await (const { header, body } of readTar(decompressed(m.name, r.window(m.size), m.size, what), `${what}: ${m.name}`)) {
     const name = header.name.replace(/^\.?\/+/, '');
     if (header.type !== 'file' || name === '' || name.includes('/')) {
       for await (const _ of body) void _;
@@ -142,7 +142,7 @@ export async function readDeb(source: AsyncIterable<Buffer>, what: string): Prom
     const member = m;
     const data = (async function* () {
       try {
-        for await (const { entry } of tarEntries(decompressed(member.name, r.window(member.size), what), `${what}: ${member.name}`)) yield entry;
+        for await (const { entry } of tarEntries(decompressed(member.name, r.window(member.size), member.size, what), `${what}: ${member.name}`)) yield entry;
       } catch (e) {
         if (e instanceof RangeError) throw truncated();
         throw e;

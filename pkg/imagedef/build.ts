@@ -683,29 +683,49 @@ export async function buildImage(def: ImageDefinition, lock: Lock, o: BuildOptio
     if (!(await memoized(key, o))) for (const p of needed) wanted.set(p.sha256, p);
   }
   const debs = await fetchAll([...wanted.values()], o);
-  for (const arch of def.archs) {
+  // The archs' layers are written side by side (their xz streams decode on worker threads, their gzip on libuv's pool); the first failure stops the others.
+  const stop = new AbortController();
+  const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
+  const layerOf = async (arch: Arch): Promise<BuiltLayer> => {
     const pkgs = lock.packages[arch];
     const distro = lock.suites[arch]?.[0]?.suite ?? 'debian';
     const key = keys.get(arch)!;
-    let built = await memoized(key, o);
-    if (built) {
-      for (const s of built.scripts) scripts.add(s);
-    } else {
-      const layer = new LayerFile(join(o.tmpDir, `layer-${arch}-${process.pid}.tar.gz`));
-      try {
-        const s = def.layout === 'kernel' ? await writeKernelLayer(def, arch, distro, pkgs, debs, layer, o) : await writeLayer(def, arch, distro, pkgs, debs, layer, o);
-        built = { ...(await layer.finish()), scripts: s };
-        for (const x of s) scripts.add(x);
-        await o.cache.writeBlob(built.desc, createReadStream(layer.path));
-      } finally {
-        await rm(layer.path, { force: true });
-      }
-      await memoize(key, built, o);
+    const done = await memoized(key, o);
+    if (done) return done;
+    const layer = new LayerFile(join(o.tmpDir, `layer-${arch}-${process.pid}.tar.gz`));
+    const lo = { ...o, signal };
+    let built: BuiltLayer;
+    try {
+      const s = def.layout === 'kernel' ? await writeKernelLayer(def, arch, distro, pkgs, debs, layer, lo) : await writeLayer(def, arch, distro, pkgs, debs, layer, lo);
+      built = { ...(await layer.finish()), scripts: s };
+      signal.throwIfAborted();
+      await o.cache.writeBlob(built.desc, createReadStream(layer.path));
+    } finally {
+      await rm(layer.path, { force: true });
     }
+    await memoize(key, built, o);
+    return built;
+  };
+  // Settled, not raced: an arch stopped by another's failure has removed its scratch file before the error is reported.
+  const settled = await Promise.allSettled(
+    def.archs.map((arch) =>
+      layerOf(arch).catch((e: unknown) => {
+        if (!stop.signal.aborted) stop.abort(e);
+        throw e;
+      }),
+    ),
+  );
+  if (stop.signal.aborted) throw stop.signal.reason;
+  const layers = settled.map((r) => (r as PromiseFulfilledResult<BuiltLayer>).value);
+  def.archs.forEach((arch, i) => {
+    for (const s of layers[i].scripts) scripts.add(s);
+  });
+  for (const [i, arch] of def.archs.entries()) {
+    const built = layers[i];
     const config = await putJson(o.cache, MediaType.OciConfig, imageConfig(def, arch, built.diffId, o.epoch));
     const manifest = await putJson(o.cache, MediaType.OciManifest, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers: [built.desc] })));
     manifests.push({ ...manifest, platform: { architecture: arch, os: 'linux' } });
-    summary.push({ arch, digest: manifest.digest, packages: pkgs.length });
+    summary.push({ arch, digest: manifest.digest, packages: lock.packages[arch].length });
   }
   const index = await putJson(o.cache, MediaType.OciIndex, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests })));
   const ref = await o.cache.tag(o.ref, index);
