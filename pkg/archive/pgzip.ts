@@ -20,6 +20,13 @@ import type { ByteSink } from './sink.js';
 const gzipAsync = promisify(gzip);
 
 export const PGZIP_CHUNK = 4 * 1024 * 1024;
+/** Output buffer of a streamed member: fewer round trips between this thread and the pool than zlib's 16 KiB. */
+const STREAM_CHUNK = 1024 * 1024;
+
+/** The most a gzip member of `n` bytes can take: zlib's deflateBound (deflate.c) for the default window and memLevel, plus the 10-byte header and 8-byte trailer (RFC 1952 §2.3). */
+export function deflateBound(n: number): number {
+  return n + (n >> 12) + (n >> 14) + (n >> 25) + 13 + 18;
+}
 
 export class ParallelGzip implements ByteSink {
   private parts: Buffer[] = [];
@@ -61,7 +68,10 @@ export class ParallelGzip implements ByteSink {
     this.parts = [];
     this.len = 0;
     this.members++;
-    const p = gzipAsync(data, { level: this.level, memLevel: 9 });
+    // One output buffer big enough for the whole member (deflate's bound, zlib.h deflateBound, plus gzip's 18 bytes): the pool
+    // thread compresses it in one go. With the default 16 KiB, every 16 KiB of output waits for this thread to hand the
+    // next piece back to the pool, so compression stalls whenever this thread is busy. The bytes are the same either way.
+    const p = gzipAsync(data, { level: this.level, memLevel: 9, chunkSize: deflateBound(data.length) });
     p.catch(() => {}); // awaited in order below; no unhandled rejection meanwhile
     this.inflight.push(p);
     // Keep every core compressing while this thread gathers the next member.
@@ -74,7 +84,7 @@ export class ParallelGzip implements ByteSink {
 
   private async startStream(): Promise<void> {
     await this.flushInflight();
-    const gz = createGzip({ level: this.level, memLevel: 9 });
+    const gz = createGzip({ level: this.level, memLevel: 9, chunkSize: STREAM_CHUNK });
     const done = (async () => {
       for await (const c of gz) await this.dest.write(c as Buffer);
     })();

@@ -31,7 +31,10 @@
  * apt goes further and refuses EXPKEYSIG; freshness is checkFresh's job.
  */
 import { createHash } from 'node:crypto';
-import * as openpgp from 'openpgp';
+import type * as OpenPgp from 'openpgp';
+
+/** openpgp, loaded when a key or a signature is first read: a build from an up-to-date lock never needs it. */
+const pgp = (): Promise<typeof OpenPgp> => import('openpgp');
 import { DockyardError } from '../errors.js';
 import { fieldRows, parseDeb822 } from './deb822.js';
 
@@ -87,8 +90,9 @@ export async function readKeyring(bytes: Uint8Array, what: string): Promise<Keyr
     fail('it is a GnuPG keybox; export the keys with `gpg --export`');
   }
   const head = Buffer.from(bytes.subarray(0, 4096)).toString('latin1');
-  let read: openpgp.Key[] = [];
+  let read: OpenPgp.Key[] = [];
   try {
+    const openpgp = await pgp();
     if (head.includes('-----BEGIN PGP')) {
       const blocks = Buffer.from(bytes).toString('utf8').match(ARMOR_KEY) ?? fail('no PUBLIC KEY BLOCK in the armored text');
       for (const armoredKeys of blocks) read.push(...(await openpgp.readKeys({ armoredKeys })));
@@ -99,12 +103,12 @@ export async function readKeyring(bytes: Uint8Array, what: string): Promise<Keyr
     if (e instanceof DockyardError) throw e;
     fail(oneLine(e), e);
   }
-  const byFpr = new Map<string, openpgp.PublicKey>();
+  const byFpr = new Map<string, OpenPgp.PublicKey>();
   for (const k of read) {
-    const pub = k.isPrivate() ? k.toPublic() : (k as openpgp.PublicKey);
+    const pub = k.isPrivate() ? k.toPublic() : (k as OpenPgp.PublicKey);
     const fpr = pub.getFingerprint().toUpperCase();
     const seen = byFpr.get(fpr);
-    byFpr.set(fpr, seen ? ((await seen.update(pub)) as openpgp.PublicKey) : pub);
+    byFpr.set(fpr, seen ? ((await seen.update(pub)) as OpenPgp.PublicKey) : pub);
   }
   if (byFpr.size === 0) fail('the file holds no key');
   return { keys: [...byFpr.values()], fingerprints: [...byFpr.keys()] };
@@ -141,14 +145,15 @@ export async function verifyInRelease(text: string, keyring: Keyring, what: stri
   if (text.slice(end + SIG_END.length).trim() !== '') fail('unsigned text after the signature block');
   if (linesStarting(text, CLEAR_BEGIN) !== 1 || linesStarting(text, SIG_BEGIN) !== 1) fail('more than one signed message or signature block');
 
-  let message: openpgp.CleartextMessage;
+  const openpgp = await pgp();
+  let message: OpenPgp.CleartextMessage;
   try {
     message = await openpgp.readCleartextMessage({ cleartextMessage: text });
   } catch (e) {
     return fail(`not a valid OpenPGP signed message (${oneLine(e)})`, e);
   }
-  const keys = keyring.keys as openpgp.PublicKey[];
-  let result: openpgp.VerifyMessageResult<string>;
+  const keys = keyring.keys as OpenPgp.PublicKey[];
+  let result: OpenPgp.VerifyMessageResult<string>;
   try {
     result = await openpgp.verify({ message, verificationKeys: keys });
   } catch (e) {
