@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { deflateRaw, crc32 } from 'node:zlib';
+import { deflateBound } from '../archive/pgzip.js';
 import { promisify } from 'node:util';
 
 const deflateRawAsync = promisify(deflateRaw);
@@ -51,7 +52,8 @@ export class ChunkDeflater {
     if (hit) return Promise.resolve(hit);
     const p = this.pending.get(key);
     if (p) return p;
-    const made = deflateRawAsync(bytes, { level: this.level }).then((raw) => {
+    // One output buffer for the whole chunk (deflate's bound): one pool job, not one per 16 KiB of output (the same bytes).
+    const made = deflateRawAsync(bytes, { level: this.level, chunkSize: deflateBound(bytes.length) }).then((raw) => {
       const d: Deflated = { raw, size: bytes.length, crc: crc32(bytes), adler: adler32(bytes) };
       this.pending.delete(key);
       this.keep(key, d);
