@@ -16,7 +16,7 @@ import { defaultTimeouts, timeoutsOf } from '../pkg/oci/registry/http.js';
 import { errnoReason, isErrno } from '../pkg/fsutil.js';
 import { removeTempsSync } from '../pkg/tempfiles.js';
 import { Cache } from '../pkg/cache/index.js';
-import { formatNames, getFormat } from '../pkg/formats/index.js';
+import { formatArches, formatNames } from '../pkg/formats/names.js';
 import { createReporter } from './progress.js';
 import { parseComponentFlags } from '../pkg/components/components.js';
 import { registerRun } from './run.js';
@@ -63,7 +63,9 @@ const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(',').ma
 const collectOne = (v: string, prev: string[] = []) => [...prev, v];
 
 function archesOf(format: string): readonly Arch[] {
-  return getFormat(format).arches ?? ['amd64', 'arm64'];
+  const a = formatArches.get(format);
+  if (!a) throw new DockyardError('E_UNSUPPORTED_FORMAT', `unknown output format "${format}" (known: ${formatNames.join(', ')})`);
+  return a;
 }
 
 /** `--arch amd64`, `--arch amd64,arm64`. */

@@ -1,6 +1,7 @@
 /** The output formats, by the name users pass to `-f`. */
 import { DockyardError } from '../errors.js';
 import type { Format } from './format.js';
+import { formatArches, formatNames } from './names.js';
 import { tarFormat } from './tar/tar.js';
 import { kernelInitrdFormat, tarKernelInitrdFormat } from './initrd/initrd.js';
 import { ukiFormat } from './uki/index.js';
@@ -48,7 +49,14 @@ const formats = new Map<string, Format>([
   [rpi3Format.name, rpi3Format],
 ]);
 
-export const formatNames: string[] = [...formats.keys()];
+// names.ts describes these writers without loading them: it must say what they say.
+{
+  const said = [...formatArches].map(([n, a]) => `${n}:${a.join(',')}`).join(' ');
+  const are = [...formats.values()].map((f) => `${f.name}:${(f.arches ?? ['amd64', 'arm64']).join(',')}`).join(' ');
+  if (said !== are) throw new DockyardError('E_INTERNAL', `pkg/formats/names.ts lists ${said}; the writers are ${are}`);
+}
+
+export { formatNames };
 
 export function getFormat(name: string): Format {
   const f = formats.get(name);
