@@ -20,7 +20,7 @@
  * pull or import of its image fetches it again.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline as pipelineCb, type Readable } from 'node:stream';
@@ -283,6 +283,40 @@ export class Cache implements BlobStore {
       untrackTemp(tmp);
     }
     this.verified.add(desc.digest);
+  }
+
+  /**
+   * Store a file this process has just written and hashed itself (a layer
+   * it built, in the cache's scratch directory): flushed and moved into
+   * blobs/ rather than copied and hashed again. On another file system it
+   * is copied through writeBlob (and hashed there). The file is gone
+   * afterwards either way.
+   */
+  async adoptBlob(desc: { digest: string; size: number }, path: string): Promise<void> {
+    assertSha256(desc.digest);
+    try {
+      if (await this.intact(desc.digest)) return;
+      await this.init();
+      const fh = await open(path, 'r');
+      try {
+        const st = await fh.stat();
+        if (st.size !== desc.size) throw new DockyardError('E_INTERNAL', `${path}: ${st.size} bytes, not the ${desc.size} of ${desc.digest}`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      try {
+        await rename(path, this.pathOf(desc.digest));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw fsError('E_CACHE', `cannot store blob ${desc.digest} in the cache ${this.dir}`, e);
+        await this.writeBlob(desc, createReadStream(path));
+        return;
+      }
+      this.evicted.delete(desc.digest);
+      this.verified.add(desc.digest);
+    } finally {
+      await unlink(path).catch(() => {});
+    }
   }
 
   async writeBlobBytes(digest: string, bytes: Buffer): Promise<void> {

@@ -699,7 +699,7 @@ export async function buildImage(def: ImageDefinition, lock: Lock, o: BuildOptio
       const s = def.layout === 'kernel' ? await writeKernelLayer(def, arch, distro, pkgs, debs, layer, lo) : await writeLayer(def, arch, distro, pkgs, debs, layer, lo);
       built = { ...(await layer.finish()), scripts: s };
       signal.throwIfAborted();
-      await o.cache.writeBlob(built.desc, createReadStream(layer.path));
+      await o.cache.adoptBlob(built.desc, layer.path);
     } finally {
       await rm(layer.path, { force: true });
     }

@@ -105,6 +105,29 @@ describe('Cache', () => {
     expect(await readdir(scratch)).toEqual([]);
   });
 
+  it('adoptBlob moves a file the caller hashed into blobs/ (the file is gone after, stored or not); a wrong size is refused', async () => {
+    const c = new Cache(join(work, 'adopt'));
+    const scratch = (await c.scratch()).dir;
+    const bytes = Buffer.from('a layer this process wrote');
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const f = join(scratch, 'layer-1');
+    await writeFile(f, bytes);
+    await c.adoptBlob({ digest, size: bytes.length }, f);
+    expect(await readFile(c.pathOf(digest))).toEqual(bytes);
+    await c.verify(digest);
+    await expect(stat(f)).rejects.toMatchObject({ code: 'ENOENT' });
+    // Already stored: the file is only removed.
+    await writeFile(f, bytes);
+    await c.adoptBlob({ digest, size: bytes.length }, f);
+    await expect(stat(f)).rejects.toMatchObject({ code: 'ENOENT' });
+    const other = Buffer.from('another');
+    const d2 = `sha256:${createHash('sha256').update(other).digest('hex')}`;
+    await writeFile(f, other);
+    await expect(c.adoptBlob({ digest: d2, size: other.length + 1 }, f)).rejects.toMatchObject({ code: 'E_INTERNAL' });
+    expect(await c.has(d2)).toBe(false);
+    await expect(stat(f)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('a blob removed as corrupt is reported as corrupt to every later reader in the process, not as missing (formats read side by side)', async () => {
     const c = new Cache(join(work, 'corrupt-race'));
     const bytes = Buffer.from('the blob\n');
