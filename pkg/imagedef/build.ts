@@ -194,24 +194,51 @@ async function httpOpenRange(url: string, from: number, signal?: AbortSignal) {
   return res;
 }
 
-async function fetchAll(pkgs: LockedPackage[], o: BuildOptions): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  // Parts claimed by builds that were killed before they could put them back.
-  const dir = join(o.cacheDir, 'debs');
-  for (const f of await readdir(dir).catch(() => [] as string[])) {
-    const m = /\.part-(\d+)-\d+$/.exec(f);
-    if (m && !pidAlive(Number(m[1]))) await rm(join(dir, f), { force: true });
+/**
+ * The .debs of `pkgs`, PARALLEL_DOWNLOADS at a time in the order given:
+ * a promise per SHA256 that settles when that one is in the cache, so the
+ * layers start on the first packages while later ones still download.
+ * `all` settles when every fetch has; after a failure no other starts, and
+ * every promise not yet settled rejects with that failure.
+ */
+function fetchAll(pkgs: LockedPackage[], o: BuildOptions): { debs: Map<string, Promise<string>>; all: Promise<void> } {
+  const debs = new Map<string, Promise<string>>();
+  const settle = new Map<string, { resolve: (path: string) => void; reject: (e: unknown) => void }>();
+  for (const p of pkgs) {
+    const promise = new Promise<string>((resolve, reject) => settle.set(p.sha256, { resolve, reject }));
+    promise.catch(() => {}); // awaited by the layer that needs it, if any; the failure is reported through `all`
+    debs.set(p.sha256, promise);
   }
-  let next = 0;
-  const worker = async () => {
-    while (next < pkgs.length) {
-      const p = pkgs[next++];
-      o.signal?.throwIfAborted();
-      out.set(p.sha256, await fetchDeb(p, o));
+  const all = (async () => {
+    try {
+      // Parts claimed by builds that were killed before they could put them back.
+      const dir = join(o.cacheDir, 'debs');
+      for (const f of await readdir(dir).catch(() => [] as string[])) {
+        const m = /\.part-(\d+)-\d+$/.exec(f);
+        if (m && !pidAlive(Number(m[1]))) await rm(join(dir, f), { force: true });
+      }
+      let next = 0;
+      let failed = false;
+      const worker = async () => {
+        while (next < pkgs.length && !failed) {
+          const p = pkgs[next++];
+          try {
+            o.signal?.throwIfAborted();
+            settle.get(p.sha256)!.resolve(await fetchDeb(p, o));
+          } catch (e) {
+            failed = true;
+            throw e;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PARALLEL_DOWNLOADS, pkgs.length) }, worker));
+    } catch (e) {
+      for (const s of settle.values()) s.reject(e); // (a settled promise stays as it is)
+      throw e;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_DOWNLOADS, pkgs.length) }, worker));
-  return out;
+  })();
+  all.catch(() => {}); // the caller awaits it
+  return { debs, all };
 }
 
 // ---- the layer ----
@@ -287,7 +314,7 @@ function dbName(fields: Record<string, string>): string {
 
 const SCRIPTS = new Set(['preinst', 'postinst', 'prerm', 'postrm', 'config']);
 
-async function writeLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs: LockedPackage[], debs: Map<string, string>, layer: LayerFile, o: BuildOptions): Promise<string[]> {
+async function writeLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs: LockedPackage[], debs: Map<string, Promise<string>>, layer: LayerFile, o: BuildOptions): Promise<string[]> {
   const dirs = new Set<string>();
   const aliases = new Set<string>();
   const status: string[] = [];
@@ -305,7 +332,7 @@ async function writeLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs
   for (const p of [...pkgs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     o.signal?.throwIfAborted();
     const what = `${p.name} ${p.version}`;
-    const deb = await readDeb(createReadStream(debs.get(p.sha256)!, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, what);
+    const deb = await readDeb(createReadStream(await debs.get(p.sha256)!, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, what);
     const f = deb.control.fields;
     if (f.package !== p.name || f.version !== p.version) throw new DockyardError('E_ARCHIVE_CHECKSUM', `${what}: the .deb says it is ${f.package} ${f.version}`);
     const conffiles = new Set((deb.control.files.get('conffiles')?.toString('utf8') ?? '').split('\n').map((l) => l.trim()).filter((l) => l.startsWith('/')));
@@ -399,14 +426,14 @@ async function writeLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs
  * is unpacked on the host: kernel.tar is written to a scratch file as the
  * package streams by (its size goes in the layer's header).
  */
-async function writeKernelLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs: LockedPackage[], debs: Map<string, string>, layer: LayerFile, o: BuildOptions): Promise<string[]> {
+async function writeKernelLayer(def: ImageDefinition, arch: Arch, distro: string, pkgs: LockedPackage[], debs: Map<string, Promise<string>>, layer: LayerFile, o: BuildOptions): Promise<string[]> {
   const images = pkgs.filter((p) => /^linux-image-\d/.test(p.name));
   if (images.length !== 1) {
     throw new DockyardError('E_SPEC_INVALID', `${def.file}: layout: kernel wants exactly one linux-image-VERSION package for ${arch}, the lock has ${images.length ? images.map((p) => p.name).join(', ') : 'none'}`);
   }
   const p = images[0];
   const what = `${p.name} ${p.version}`;
-  const deb = await readDeb(createReadStream(debs.get(p.sha256)!, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, what);
+  const deb = await readDeb(createReadStream(await debs.get(p.sha256)!, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>, what);
   const tarPath = join(o.tmpDir, `kernel-${arch}-${process.pid}.tar`);
   const kernelPath = join(o.tmpDir, `kernel-${arch}-${process.pid}.bin`);
   const mapPath = join(o.tmpDir, `kernel-${arch}-${process.pid}.map`);
@@ -670,9 +697,10 @@ export async function buildImage(def: ImageDefinition, lock: Lock, o: BuildOptio
   const manifests: (Descriptor & { platform: { architecture: string; os: string } })[] = [];
   const summary: BuiltImage['manifests'] = [];
   const scripts = new Set<string>();
-  // Every arch's packages are fetched up front, at once (arch: all ones once): the network, not the CPU, is the long pole of a cold build.
   const keys = new Map<Arch, string>();
   const wanted = new Map<string, LockedPackage>();
+  const queues: LockedPackage[][] = [];
+  const prebuilt = new Map<Arch, BuiltLayer>();
   for (const arch of def.archs) {
     const pkgs = lock.packages[arch];
     if (!pkgs) throw new DockyardError('E_SPEC_INVALID', `${def.file}: the lock has no ${arch} packages; run dockyard pkg lock --update`);
@@ -680,17 +708,23 @@ export async function buildImage(def: ImageDefinition, lock: Lock, o: BuildOptio
     keys.set(arch, key);
     // A kernel image is made of the linux-image package alone (what it depends on is not fetched).
     const needed = def.layout === 'kernel' ? pkgs.filter((p) => /^linux-image-\d/.test(p.name)) : pkgs;
-    if (!(await memoized(key, o))) for (const p of needed) wanted.set(p.sha256, p);
+    const done = await memoized(key, o);
+    if (done) prebuilt.set(arch, done);
+    else queues.push([...needed].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
   }
-  const debs = await fetchAll([...wanted.values()], o);
-  // The archs' layers are written side by side (their xz streams decode on worker threads, their gzip on libuv's pool); the first failure stops the others.
+  // In the order the layers read them: each arch's in name order, the archs taken in turn (arch: all ones once).
+  for (let i = 0; queues.some((q) => i < q.length); i++) for (const q of queues) if (i < q.length && !wanted.has(q[i].sha256)) wanted.set(q[i].sha256, q[i]);
+  // The archs' layers are written side by side (their xz streams decode on worker threads, their gzip on libuv's pool)
+  // while the packages download; the first failure stops the rest.
   const stop = new AbortController();
   const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
+  const fetched = fetchAll([...wanted.values()], { ...o, signal });
+  const debs = fetched.debs;
   const layerOf = async (arch: Arch): Promise<BuiltLayer> => {
     const pkgs = lock.packages[arch];
     const distro = lock.suites[arch]?.[0]?.suite ?? 'debian';
     const key = keys.get(arch)!;
-    const done = await memoized(key, o);
+    const done = prebuilt.get(arch);
     if (done) return done;
     const layer = new LayerFile(join(o.tmpDir, `layer-${arch}-${process.pid}.tar.gz`));
     const lo = { ...o, signal };
@@ -707,16 +741,14 @@ export async function buildImage(def: ImageDefinition, lock: Lock, o: BuildOptio
     return built;
   };
   // Settled, not raced: an arch stopped by another's failure has removed its scratch file before the error is reported.
-  const settled = await Promise.allSettled(
-    def.archs.map((arch) =>
-      layerOf(arch).catch((e: unknown) => {
-        if (!stop.signal.aborted) stop.abort(e);
-        throw e;
-      }),
-    ),
-  );
+  const stopOn = <T>(p: Promise<T>) =>
+    p.catch((e: unknown) => {
+      if (!stop.signal.aborted) stop.abort(e);
+      throw e;
+    });
+  const settled = await Promise.allSettled([...def.archs.map((arch) => stopOn(layerOf(arch))), stopOn(fetched.all)]);
   if (stop.signal.aborted) throw stop.signal.reason;
-  const layers = settled.map((r) => (r as PromiseFulfilledResult<BuiltLayer>).value);
+  const layers = settled.slice(0, def.archs.length).map((r) => (r as PromiseFulfilledResult<BuiltLayer>).value);
   def.archs.forEach((arch, i) => {
     for (const s of layers[i].scripts) scripts.add(s);
   });
