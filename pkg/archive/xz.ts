@@ -50,8 +50,24 @@ let live = 0;
 
 /** An idle decoding thread, a new one while there are fewer than cores, or none (decode in-thread). */
 function takeWorker(): Worker | undefined {
-  const w = idle.pop();
-  if (w) return w;
+  return idle.pop() ?? newWorker();
+}
+
+/**
+ * Start decoding threads now, up to `n` (and one per core), so that they
+ * boot while the caller does something else (downloads) rather than when
+ * the first stream wants one.
+ */
+export function xzPrewarm(n = availableParallelism()): void {
+  while (live < Math.min(n, availableParallelism())) {
+    const w = newWorker();
+    if (!w) return;
+    w.unref();
+    idle.push(w);
+  }
+}
+
+function newWorker(): Worker | undefined {
   if (!canUseWorkers || live >= availableParallelism()) return undefined;
   try {
     const n = new Worker(workerFile);
