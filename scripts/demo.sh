@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ARCH=${ARCH:-$(dpkg --print-architecture 2>/dev/null || echo amd64)}
 case "$ARCH" in amd64|arm64) ;; *) echo "demo: unsupported arch $ARCH" >&2; exit 1 ;; esac
 bash scripts/install-deps.sh
-[ -f dist/cmd/dockyard.js ] || npx tsc -p tsconfig.json
+[ -f dist/cmd/dockyard.js ] || npm run build
 
 work=.cache/demo
 mkdir -p "$work"

@@ -10,7 +10,7 @@ export const cliPath = resolve(repoRoot, 'dist/cmd/dockyard.js');
 export const dataDir = resolve(repoRoot, 'test/data');
 
 export function assertBuilt(): void {
-  if (!existsSync(cliPath)) throw new Error(`${cliPath} missing: run "npx tsc -p tsconfig.json" (npm test does) first`);
+  if (!existsSync(cliPath)) throw new Error(`${cliPath} missing: run "npm run build" (npm test does) first`);
 }
 
 export async function dockyard(args: string[], opts: { cwd?: string; env?: Record<string, string>; input?: string; timeout?: number } = {}): Promise<Result> {
