@@ -720,7 +720,7 @@ export async function buildImage(def: ImageDefinition, lock: Lock, o: BuildOptio
   // In the order the layers read them: each arch's in name order, the archs taken in turn (arch: all ones once).
   for (let i = 0; queues.some((q) => i < q.length); i++) for (const q of queues) if (i < q.length && !wanted.has(q[i].sha256)) wanted.set(q[i].sha256, q[i]);
   // The archs' layers are written side by side (their xz streams decode on worker threads, their gzip on libuv's pool)
-  // while the packages download; the first failure stops the rest.
+  // while the packages download.
   const stop = new AbortController();
   const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
   // Decoding threads boot while the first packages download (one per arch whose layer is to be written).
@@ -747,14 +747,17 @@ export async function buildImage(def: ImageDefinition, lock: Lock, o: BuildOptio
     await memoize(key, built, o);
     return built;
   };
-  // Settled, not raced: an arch stopped by another's failure has removed its scratch file before the error is reported.
-  const stopOn = <T>(p: Promise<T>) =>
-    p.catch((e: unknown) => {
-      if (!stop.signal.aborted) stop.abort(e);
+  // Settled, not raced, and reported in arch order, so the error is the same whichever arch finishes first: an arch's
+  // own failure does not stop the others; a download's failure stops them all (they would wait on it).
+  const settled = await Promise.allSettled([
+    ...def.archs.map((arch) => layerOf(arch)),
+    fetched.all.catch((e: unknown) => {
+      stop.abort(e);
       throw e;
-    });
-  const settled = await Promise.allSettled([...def.archs.map((arch) => stopOn(layerOf(arch))), stopOn(fetched.all)]);
-  if (stop.signal.aborted) throw stop.signal.reason;
+    }),
+  ]);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   const layers = settled.slice(0, def.archs.length).map((r) => (r as PromiseFulfilledResult<BuiltLayer>).value);
   def.archs.forEach((arch, i) => {
     for (const s of layers[i].scripts) scripts.add(s);
